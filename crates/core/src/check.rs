@@ -1,0 +1,380 @@
+//! What a check is, and the rules its user-supplied fields must follow.
+//!
+//! [`CheckInput`] is the JSON a client sends to create (`POST`) or change
+//! (`PATCH`) a check; [`CheckInput::apply`] validates it over a base spec
+//! (the defaults, or the stored check) and returns a [`CheckSpec`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub const MAX_NAME_LEN: usize = 200;
+pub const MAX_URL_LEN: usize = 2048;
+pub const MAX_HEADERS: usize = 50;
+/// Largest request body a check may send.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_BODY_CONTAINS_LEN: usize = 4096;
+pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// A validated check definition: everything a user controls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSpec {
+    pub name: String,
+    pub url: String,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub expected_status: u16,
+    pub body_contains: Option<String>,
+    pub interval_seconds: i32,
+    pub timeout_ms: i32,
+    pub alert_threshold: i32,
+    pub webhook_url: Option<String>,
+    pub enabled: bool,
+}
+
+impl CheckSpec {
+    /// The original design's defaults; `name` and `url` have none.
+    pub fn defaults() -> CheckSpec {
+        CheckSpec {
+            name: String::new(),
+            url: String::new(),
+            method: "GET".into(),
+            headers: BTreeMap::new(),
+            body: None,
+            expected_status: 200,
+            body_contains: None,
+            interval_seconds: 60,
+            timeout_ms: 10_000,
+            alert_threshold: 3,
+            webhook_url: None,
+            enabled: true,
+        }
+    }
+}
+
+/// A client's mistake, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
+    ValidationError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// The body of `POST /checks` and `PATCH /checks/:id`. Every field is
+/// optional here; absent fields keep the base value. For the nullable
+/// fields (`body`, `body_contains`, `webhook_url`) an explicit `null`
+/// clears the value. Unknown fields are rejected, so a typo is an error
+/// rather than a silently ignored setting.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInput {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub method: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub body: Option<Option<String>>,
+    pub expected_status: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub body_contains: Option<Option<String>>,
+    pub interval_seconds: Option<i64>,
+    pub timeout_ms: Option<i64>,
+    pub alert_threshold: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub webhook_url: Option<Option<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// Marks a field that was present in the JSON, even when it was `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl CheckInput {
+    /// Validates a new check: `name` and `url` are required, everything else
+    /// falls back to the defaults.
+    pub fn create(self) -> Result<CheckSpec, ValidationError> {
+        if self.name.is_none() {
+            return Err(invalid("name", "is required"));
+        }
+        if self.url.is_none() {
+            return Err(invalid("url", "is required"));
+        }
+        self.apply(CheckSpec::defaults())
+    }
+
+    /// Applies the given fields over `base` and validates the result.
+    pub fn apply(self, base: CheckSpec) -> Result<CheckSpec, ValidationError> {
+        let mut spec = base;
+        if let Some(name) = self.name {
+            spec.name = name.trim().to_string();
+        }
+        if let Some(url) = self.url {
+            spec.url = url.trim().to_string();
+        }
+        if let Some(method) = self.method {
+            spec.method = method.trim().to_ascii_uppercase();
+        }
+        if let Some(headers) = self.headers {
+            spec.headers = headers;
+        }
+        if let Some(body) = self.body {
+            spec.body = body;
+        }
+        if let Some(v) = self.expected_status {
+            spec.expected_status = in_range("expected_status", v, 100, 599)? as u16;
+        }
+        if let Some(v) = self.body_contains {
+            spec.body_contains = v;
+        }
+        if let Some(v) = self.interval_seconds {
+            spec.interval_seconds = in_range("interval_seconds", v, 1, 86_400)? as i32;
+        }
+        if let Some(v) = self.timeout_ms {
+            spec.timeout_ms = in_range("timeout_ms", v, 1, 120_000)? as i32;
+        }
+        if let Some(v) = self.alert_threshold {
+            spec.alert_threshold = in_range("alert_threshold", v, 1, 1000)? as i32;
+        }
+        if let Some(v) = self.webhook_url {
+            spec.webhook_url = v.map(|u| u.trim().to_string());
+        }
+        if let Some(v) = self.enabled {
+            spec.enabled = v;
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+fn in_range(field: &'static str, v: i64, min: i64, max: i64) -> Result<i64, ValidationError> {
+    if (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(invalid(field, format!("must be between {min} and {max}")))
+    }
+}
+
+fn http_url(field: &'static str, raw: &str) -> Result<(), ValidationError> {
+    if raw.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if raw.len() > MAX_URL_LEN {
+        return Err(invalid(
+            field,
+            format!("must be at most {MAX_URL_LEN} characters"),
+        ));
+    }
+    let url =
+        url::Url::parse(raw).map_err(|e| invalid(field, format!("is not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(field, "must be an http or https URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(field, "must name a host"));
+    }
+    Ok(())
+}
+
+impl CheckSpec {
+    /// Checks the rules that span the whole spec (ranges are checked as
+    /// fields are read).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.name.is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if self.name.chars().count() > MAX_NAME_LEN {
+            return Err(invalid(
+                "name",
+                format!("must be at most {MAX_NAME_LEN} characters"),
+            ));
+        }
+        http_url("url", &self.url)?;
+        if !METHODS.contains(&self.method.as_str()) {
+            return Err(invalid(
+                "method",
+                format!("must be one of {}", METHODS.join(", ")),
+            ));
+        }
+        if self.headers.len() > MAX_HEADERS {
+            return Err(invalid("headers", format!("at most {MAX_HEADERS} headers")));
+        }
+        for (name, value) in &self.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(invalid(
+                    "headers",
+                    format!("{name:?} is not a valid HTTP header name"),
+                ));
+            }
+            if http::HeaderValue::from_str(value).is_err() {
+                return Err(invalid(
+                    "headers",
+                    format!("value of {name:?} is not a valid HTTP header value"),
+                ));
+            }
+        }
+        if let Some(body) = &self.body {
+            if body.len() > MAX_BODY_BYTES {
+                return Err(invalid(
+                    "body",
+                    format!("must be at most {MAX_BODY_BYTES} bytes"),
+                ));
+            }
+        }
+        if let Some(needle) = &self.body_contains {
+            if needle.is_empty() || needle.len() > MAX_BODY_CONTAINS_LEN {
+                return Err(invalid(
+                    "body_contains",
+                    format!("must be 1 to {MAX_BODY_CONTAINS_LEN} bytes"),
+                ));
+            }
+        }
+        if let Some(hook) = &self.webhook_url {
+            http_url("webhook_url", hook)?;
+        }
+        Ok(())
+    }
+}
+
+/// A stored check as the API shows it: its definition, identity, schedule
+/// and the summary of its last run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub id: uuid::Uuid,
+    #[serde(flatten)]
+    pub spec: CheckSpec,
+    pub last_status: String,
+    pub last_run_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_latency_ms: Option<i32>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub consecutive_fails: i32,
+    pub next_run_at: chrono::DateTime<chrono::Utc>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn create(v: serde_json::Value) -> Result<CheckSpec, ValidationError> {
+        serde_json::from_value::<CheckInput>(v).unwrap().create()
+    }
+
+    fn field_of(v: serde_json::Value) -> &'static str {
+        create(v).unwrap_err().field
+    }
+
+    #[test]
+    fn the_original_example_body_is_accepted_with_its_values() {
+        let spec = create(json!({
+            "name": "Google Homepage", "url": "https://www.google.com", "method": "GET",
+            "expected_status": 200, "interval_seconds": 60, "alert_threshold": 3,
+            "timeout_ms": 10000, "webhook_url": "https://your-webhook-url.com/alerts"
+        }))
+        .unwrap();
+        assert_eq!(spec.name, "Google Homepage");
+        assert_eq!(
+            spec.webhook_url.as_deref(),
+            Some("https://your-webhook-url.com/alerts")
+        );
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let spec = create(json!({"name": "x", "url": "http://a.test"})).unwrap();
+        assert_eq!(spec.method, "GET");
+        assert_eq!(spec.expected_status, 200);
+        assert_eq!(spec.timeout_ms, 10_000);
+        assert_eq!(spec.alert_threshold, 3);
+        assert_eq!(spec.interval_seconds, 60);
+        assert!(spec.enabled);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        assert_eq!(field_of(json!({"url": "http://a"})), "name");
+        assert_eq!(field_of(json!({"name": "x"})), "url");
+        assert_eq!(field_of(json!({"name": "x", "url": "ftp://a"})), "url");
+        assert_eq!(field_of(json!({"name": "x", "url": "not a url"})), "url");
+        let ok = json!({"name": "x", "url": "http://a"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut o = ok.clone();
+            o[k] = v;
+            o
+        };
+        assert_eq!(field_of(with("method", json!("FETCH"))), "method");
+        assert_eq!(
+            field_of(with("interval_seconds", json!(0))),
+            "interval_seconds"
+        );
+        assert_eq!(
+            field_of(with("interval_seconds", json!(86_401))),
+            "interval_seconds"
+        );
+        assert_eq!(field_of(with("timeout_ms", json!(0))), "timeout_ms");
+        assert_eq!(field_of(with("timeout_ms", json!(120_001))), "timeout_ms");
+        assert_eq!(
+            field_of(with("alert_threshold", json!(0))),
+            "alert_threshold"
+        );
+        assert_eq!(
+            field_of(with("expected_status", json!(99))),
+            "expected_status"
+        );
+        assert_eq!(
+            field_of(with("expected_status", json!(600))),
+            "expected_status"
+        );
+        assert_eq!(field_of(with("webhook_url", json!("nope"))), "webhook_url");
+        assert_eq!(
+            field_of(with("headers", json!({"bad name": "v"}))),
+            "headers"
+        );
+        assert_eq!(field_of(with("headers", json!({"x": "a\nb"}))), "headers");
+        assert_eq!(
+            field_of(with("body", json!("x".repeat(MAX_BODY_BYTES + 1)))),
+            "body"
+        );
+    }
+
+    #[test]
+    fn method_is_case_insensitive() {
+        let spec = create(json!({"name": "x", "url": "http://a", "method": "post"})).unwrap();
+        assert_eq!(spec.method, "POST");
+    }
+
+    #[test]
+    fn patch_keeps_absent_fields_and_null_clears_nullable_ones() {
+        let base = create(json!({
+            "name": "x", "url": "http://a", "webhook_url": "http://hook", "body_contains": "ok"
+        }))
+        .unwrap();
+        let patch: CheckInput =
+            serde_json::from_value(json!({"interval_seconds": 5, "webhook_url": null})).unwrap();
+        let spec = patch.apply(base).unwrap();
+        assert_eq!(spec.interval_seconds, 5);
+        assert_eq!(spec.webhook_url, None);
+        assert_eq!(spec.body_contains.as_deref(), Some("ok"));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = serde_json::from_value::<CheckInput>(json!({"expected_staus": 200})).unwrap_err();
+        assert!(err.to_string().contains("expected_staus"));
+    }
+}

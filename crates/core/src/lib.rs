@@ -1,0 +1,12 @@
+//! Pulse's pure domain logic: check definitions and their validation, run
+//! outcomes, queue jobs and the alert state machine. No I/O lives here.
+
+pub mod alert;
+pub mod check;
+pub mod job;
+pub mod run;
+
+pub use alert::{AlertKind, AlertPayload, IncidentState};
+pub use check::{Check, CheckInput, CheckSpec, ValidationError};
+pub use job::Job;
+pub use run::{FailureReason, RunOutcome, RunStatus};

@@ -1,0 +1,35 @@
+//! Pulse's storage layer. Every query lives here: PostgreSQL holds checks,
+//! their schedule, run leases and alerts; Redis carries the job queue;
+//! ClickHouse keeps every run's result.
+
+pub mod config;
+pub mod pg;
+pub mod queue;
+pub mod results;
+
+pub use config::{ClickHouseDsn, Redacted};
+pub use pg::{alerts::AlertStore, checks::CheckStore};
+pub use queue::{Consumer, Queue};
+pub use results::{ResultsStore, RunRow};
+
+/// Storage failures. `NotFound` and `Conflict` are the caller's business;
+/// the rest are ours (a service down, a bad query).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("postgres migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("clickhouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,349 @@
+//! Checks: CRUD for the API, the scheduler's claim, and the worker's
+//! lease-fenced start and finish.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use pulse_core::{AlertKind, Check, CheckSpec, IncidentState, Job, RunOutcome};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use crate::{Result, StoreError};
+
+#[derive(Clone)]
+pub struct CheckStore {
+    pool: PgPool,
+}
+
+#[derive(FromRow)]
+struct CheckRow {
+    id: Uuid,
+    name: String,
+    url: String,
+    method: String,
+    headers: Json<BTreeMap<String, String>>,
+    body: Option<String>,
+    expected_status: i32,
+    body_contains: Option<String>,
+    interval_seconds: i32,
+    timeout_ms: i32,
+    alert_threshold: i32,
+    webhook_url: Option<String>,
+    enabled: bool,
+    last_status: String,
+    last_run_at: Option<DateTime<Utc>>,
+    last_latency_ms: Option<i32>,
+    last_status_code: Option<i32>,
+    last_error: Option<String>,
+    consecutive_fails: i32,
+    next_run_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const CHECK_COLUMNS: &str = "id, name, url, method, headers, body, expected_status, body_contains, \
+    interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, last_status, last_run_at, \
+    last_latency_ms, last_status_code, last_error, consecutive_fails, next_run_at, created_at, updated_at";
+
+impl From<CheckRow> for Check {
+    fn from(r: CheckRow) -> Check {
+        Check {
+            id: r.id,
+            spec: CheckSpec {
+                name: r.name,
+                url: r.url,
+                method: r.method,
+                headers: r.headers.0,
+                body: r.body,
+                expected_status: r.expected_status as u16,
+                body_contains: r.body_contains,
+                interval_seconds: r.interval_seconds,
+                timeout_ms: r.timeout_ms,
+                alert_threshold: r.alert_threshold,
+                webhook_url: r.webhook_url,
+                enabled: r.enabled,
+            },
+            last_status: r.last_status,
+            last_run_at: r.last_run_at,
+            last_latency_ms: r.last_latency_ms,
+            last_status_code: r.last_status_code,
+            last_error: r.last_error,
+            consecutive_fails: r.consecutive_fails,
+            next_run_at: r.next_run_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// What a worker needs to run a check, returned by [`CheckStore::start_run`].
+#[derive(Debug, Clone, FromRow)]
+pub struct RunnableCheck {
+    pub id: Uuid,
+    pub name: String,
+    pub url: String,
+    pub method: String,
+    pub headers: Json<BTreeMap<String, String>>,
+    pub body: Option<String>,
+    pub expected_status: i32,
+    pub body_contains: Option<String>,
+    pub timeout_ms: i32,
+    pub alert_threshold: i32,
+    pub webhook_url: Option<String>,
+    pub consecutive_fails: i32,
+    pub incident_open: bool,
+}
+
+impl RunnableCheck {
+    pub fn incident_state(&self) -> IncidentState {
+        IncidentState {
+            consecutive_fails: self.consecutive_fails,
+            incident_open: self.incident_open,
+        }
+    }
+}
+
+/// An alert to record together with a run's state write.
+pub struct NewAlert {
+    pub id: Uuid,
+    pub kind: AlertKind,
+    pub payload: serde_json::Value,
+    pub webhook_url: Option<String>,
+}
+
+#[derive(FromRow)]
+struct ClaimRow {
+    id: Uuid,
+    lease_token: Uuid,
+    lease_slot: DateTime<Utc>,
+}
+
+impl From<ClaimRow> for Job {
+    fn from(r: ClaimRow) -> Job {
+        Job {
+            check_id: r.id,
+            token: r.lease_token,
+            slot_ms: r.lease_slot.timestamp_millis(),
+        }
+    }
+}
+
+impl CheckStore {
+    pub fn new(pool: PgPool) -> CheckStore {
+        CheckStore { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Stores a new check, due at once.
+    pub async fn create(&self, spec: &CheckSpec) -> Result<Check> {
+        let row: CheckRow = sqlx::query_as(&format!(
+            "INSERT INTO checks (id, name, url, method, headers, body, expected_status, body_contains, \
+             interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, next_run_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now()) \
+             RETURNING {CHECK_COLUMNS}"
+        ))
+        .bind(Uuid::new_v4())
+        .bind(&spec.name)
+        .bind(&spec.url)
+        .bind(&spec.method)
+        .bind(Json(&spec.headers))
+        .bind(&spec.body)
+        .bind(spec.expected_status as i32)
+        .bind(&spec.body_contains)
+        .bind(spec.interval_seconds)
+        .bind(spec.timeout_ms)
+        .bind(spec.alert_threshold)
+        .bind(&spec.webhook_url)
+        .bind(spec.enabled)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into())
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Check> {
+        let row: Option<CheckRow> = sqlx::query_as(&format!(
+            "SELECT {CHECK_COLUMNS} FROM checks WHERE id = $1 AND deleted_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Into::into).ok_or(StoreError::NotFound)
+    }
+
+    /// All live checks, oldest first.
+    pub async fn list(&self) -> Result<Vec<Check>> {
+        let rows: Vec<CheckRow> = sqlx::query_as(&format!(
+            "SELECT {CHECK_COLUMNS} FROM checks WHERE deleted_at IS NULL ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Replaces a check's definition. A shorter interval pulls the next run
+    /// in to at most one new interval from now; a longer one applies after
+    /// the run already scheduled.
+    pub async fn update(&self, id: Uuid, spec: &CheckSpec) -> Result<Check> {
+        let row: Option<CheckRow> = sqlx::query_as(&format!(
+            "UPDATE checks SET name = $2, url = $3, method = $4, headers = $5, body = $6, \
+             expected_status = $7, body_contains = $8, interval_seconds = $9, timeout_ms = $10, \
+             alert_threshold = $11, webhook_url = $12, enabled = $13, \
+             next_run_at = LEAST(next_run_at, now() + $9 * interval '1 second'), \
+             updated_at = now() \
+             WHERE id = $1 AND deleted_at IS NULL RETURNING {CHECK_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(&spec.name)
+        .bind(&spec.url)
+        .bind(&spec.method)
+        .bind(Json(&spec.headers))
+        .bind(&spec.body)
+        .bind(spec.expected_status as i32)
+        .bind(&spec.body_contains)
+        .bind(spec.interval_seconds)
+        .bind(spec.timeout_ms)
+        .bind(spec.alert_threshold)
+        .bind(&spec.webhook_url)
+        .bind(spec.enabled)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Into::into).ok_or(StoreError::NotFound)
+    }
+
+    /// Soft-deletes a check: it stops running, its alerts and results stay.
+    pub async fn delete(&self, id: Uuid) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE checks SET deleted_at = now(), updated_at = now() \
+             WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The scheduler's claim: takes up to `limit` due, unleased checks in one
+    /// statement, leases each (token + expiry) and advances `next_run_at`
+    /// from the slot that was due to the first slot after now. Rows locked
+    /// by another scheduler are skipped, so concurrent schedulers never
+    /// claim one slot twice.
+    pub async fn claim_due(&self, limit: i64, lease_margin_ms: i64) -> Result<Vec<Job>> {
+        let rows: Vec<ClaimRow> = sqlx::query_as(
+            "WITH due AS ( \
+                SELECT id FROM checks \
+                WHERE enabled AND deleted_at IS NULL AND lease_token IS NULL AND next_run_at <= now() \
+                ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             UPDATE checks c SET \
+                lease_token = gen_random_uuid(), \
+                lease_slot = c.next_run_at, \
+                lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000), \
+                next_run_at = c.next_run_at + make_interval(secs => (c.interval_seconds * \
+                    (floor(extract(epoch FROM (now() - c.next_run_at)) / c.interval_seconds) + 1))::float8) \
+             FROM due WHERE c.id = due.id \
+             RETURNING c.id, c.lease_token, c.lease_slot",
+        )
+        .bind(limit)
+        .bind(lease_margin_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Re-queues runs whose lease expired (their worker died or stalled):
+    /// the same slot, under a fresh token, so the old holder's late write is
+    /// refused.
+    pub async fn reclaim_expired(&self, limit: i64, lease_margin_ms: i64) -> Result<Vec<Job>> {
+        let rows: Vec<ClaimRow> = sqlx::query_as(
+            "WITH stale AS ( \
+                SELECT id FROM checks \
+                WHERE lease_token IS NOT NULL AND lease_expires_at <= now() \
+                  AND enabled AND deleted_at IS NULL \
+                ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             UPDATE checks c SET \
+                lease_token = gen_random_uuid(), \
+                lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000) \
+             FROM stale WHERE c.id = stale.id \
+             RETURNING c.id, c.lease_token, c.lease_slot",
+        )
+        .bind(limit)
+        .bind(lease_margin_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// A worker starts a queued run: swaps the claim's token for its own
+    /// `run_token` and extends the lease from now, returning the check. None
+    /// when the job is stale (token already used or replaced) or the check
+    /// was deleted or disabled. One token starts at most one run.
+    pub async fn start_run(
+        &self,
+        job: &Job,
+        run_token: Uuid,
+        lease_margin_ms: i64,
+    ) -> Result<Option<RunnableCheck>> {
+        Ok(sqlx::query_as(
+            "UPDATE checks SET lease_token = $3, \
+                lease_expires_at = now() + make_interval(secs => (timeout_ms + $4)::float8 / 1000) \
+             WHERE id = $1 AND lease_token = $2 AND enabled AND deleted_at IS NULL \
+             RETURNING id, name, url, method, headers, body, expected_status, body_contains, \
+                timeout_ms, alert_threshold, webhook_url, consecutive_fails, incident_open",
+        )
+        .bind(job.check_id)
+        .bind(job.token)
+        .bind(run_token)
+        .bind(lease_margin_ms)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Writes a finished run's state and releases the lease, fenced by the
+    /// run token, and records `alert` in the same statement. Returns false
+    /// (and writes nothing) when the lease was lost to another run.
+    pub async fn finish_run(
+        &self,
+        check_id: Uuid,
+        run_token: Uuid,
+        outcome: &RunOutcome,
+        state: IncidentState,
+        alert: Option<&NewAlert>,
+    ) -> Result<bool> {
+        let (updated,): (bool,) = sqlx::query_as(
+            "WITH upd AS ( \
+                UPDATE checks SET last_status = $3, last_run_at = $4, last_latency_ms = $5, \
+                    last_status_code = $6, last_error = $7, consecutive_fails = $8, \
+                    incident_open = $9, lease_token = NULL, lease_slot = NULL, lease_expires_at = NULL \
+                WHERE id = $1 AND lease_token = $2 AND deleted_at IS NULL RETURNING id), \
+             ins AS ( \
+                INSERT INTO alerts (id, check_id, kind, status, error, consecutive_fails, payload, \
+                    webhook_url, delivery_state) \
+                SELECT $10, upd.id, $11, $3, $7, $8, $12, $13, \
+                    CASE WHEN $13::text IS NULL THEN 'skipped' ELSE 'pending' END \
+                FROM upd WHERE $11::text IS NOT NULL RETURNING id) \
+             SELECT EXISTS (SELECT 1 FROM upd)",
+        )
+        .bind(check_id)
+        .bind(run_token)
+        .bind(outcome.status.as_str())
+        .bind(outcome.started_at)
+        .bind(outcome.latency_ms as i32)
+        .bind(outcome.status_code.map(i32::from))
+        .bind(&outcome.error)
+        .bind(state.consecutive_fails)
+        .bind(state.incident_open)
+        .bind(alert.map(|a| a.id))
+        .bind(alert.map(|a| a.kind.as_str()))
+        .bind(alert.map(|a| &a.payload))
+        .bind(alert.and_then(|a| a.webhook_url.as_deref()))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(updated)
+    }
+}

@@ -1,0 +1,34 @@
+//! PostgreSQL: connecting, migrating, and the stores for checks and alerts.
+
+pub mod alerts;
+pub mod checks;
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+use crate::Result;
+
+/// Opens a pool. Connections are made lazily, so a process can start (and
+/// report "not ready") while Postgres is still down, and reconnects by
+/// itself when it returns.
+pub fn pool(url: &str, max_connections: u32) -> Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy(url)?)
+}
+
+/// Applies `migrations/`. sqlx takes an advisory lock, so servers starting
+/// together apply each migration once.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    sqlx::migrate!("../../migrations").run(pool).await?;
+    Ok(())
+}
+
+/// `SELECT 1`, for readiness probes.
+pub async fn ping(pool: &PgPool) -> Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! The job queue on Redis.
+//!
+//! Keys, under a configurable prefix:
+//! - `<prefix>:queue`: jobs waiting (scheduler `LPUSH`es, workers take from
+//!   the right).
+//! - `<prefix>:processing:<worker>`: jobs a worker has taken. A job moves
+//!   there atomically (`BLMOVE`), never by a bare pop, and is removed only
+//!   when its run is finished.
+//! - `<prefix>:alive:<worker>`: a heartbeat with a short TTL;
+//!   `<prefix>:workers` is the set of worker ids. A worker whose heartbeat
+//!   expired has its processing list moved back to the queue by any other
+//!   worker. Jobs it had already started are refused on restart (their
+//!   token was consumed) and are recovered by lease expiry instead.
+
+use std::time::Duration;
+
+use pulse_core::Job;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+
+use crate::Result;
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(5))
+        .set_response_timeout(Duration::from_secs(10))
+        .set_number_of_retries(2)
+}
+
+/// The producer side, and queue inspection.
+#[derive(Clone)]
+pub struct Queue {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl Queue {
+    pub async fn connect(url: &str, prefix: &str) -> Result<Queue> {
+        let client = redis::Client::open(crate::config::normalize_redis_url(url))?;
+        let conn = ConnectionManager::new_with_config(client, manager_config()).await?;
+        Ok(Queue {
+            conn,
+            prefix: prefix.to_string(),
+        })
+    }
+
+    pub fn queue_key(&self) -> String {
+        format!("{}:queue", self.prefix)
+    }
+
+    /// Enqueues jobs in one round trip.
+    pub async fn push(&self, jobs: &[Job]) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<String> = jobs.iter().map(Job::encode).collect();
+        let mut conn = self.conn.clone();
+        let _: i64 = conn.lpush(self.queue_key(), values).await?;
+        Ok(())
+    }
+
+    pub async fn len(&self) -> Result<i64> {
+        let mut conn = self.conn.clone();
+        Ok(conn.llen(self.queue_key()).await?)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// A consumer for one worker. It has its own connection for the
+    /// blocking move, so waiting for jobs never delays other commands.
+    pub async fn consumer(&self, url: &str, worker_id: &str) -> Result<Consumer> {
+        let client = redis::Client::open(crate::config::normalize_redis_url(url))?;
+        let blocking = ConnectionManager::new_with_config(client, manager_config()).await?;
+        Ok(Consumer {
+            queue: self.clone(),
+            blocking,
+            worker_id: worker_id.to_string(),
+            processing_key: format!("{}:processing:{worker_id}", self.prefix),
+        })
+    }
+}
+
+/// The worker side of the queue.
+pub struct Consumer {
+    queue: Queue,
+    blocking: ConnectionManager,
+    worker_id: String,
+    processing_key: String,
+}
+
+/// Seconds a heartbeat lives; a worker refreshes it several times as often.
+pub const HEARTBEAT_TTL_SECS: u64 = 15;
+
+impl Consumer {
+    /// Waits up to `wait` for a job and moves it into this worker's
+    /// processing list. Returns the raw entry (to `ack` later).
+    pub async fn take(&mut self, wait: Duration) -> Result<Option<String>> {
+        let raw: Option<String> = redis::cmd("BLMOVE")
+            .arg(self.queue.queue_key())
+            .arg(&self.processing_key)
+            .arg("RIGHT")
+            .arg("LEFT")
+            .arg(wait.as_secs_f64())
+            .query_async(&mut self.blocking)
+            .await?;
+        Ok(raw)
+    }
+
+    /// Removes a finished job from the processing list.
+    pub async fn ack(&self, raw: &str) -> Result<()> {
+        let mut conn = self.queue.conn.clone();
+        let _: i64 = conn.lrem(&self.processing_key, 1, raw).await?;
+        Ok(())
+    }
+
+    /// Marks this worker alive and registered.
+    pub async fn heartbeat(&self) -> Result<()> {
+        let mut conn = self.queue.conn.clone();
+        let prefix = &self.queue.prefix;
+        let _: () = redis::pipe()
+            .sadd(format!("{prefix}:workers"), &self.worker_id)
+            .ignore()
+            .set_ex(
+                format!("{prefix}:alive:{}", self.worker_id),
+                1,
+                HEARTBEAT_TTL_SECS,
+            )
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves the processing lists of workers whose heartbeat expired back to
+    /// the queue. Returns how many jobs were moved.
+    pub async fn requeue_dead_workers(&self) -> Result<usize> {
+        let mut conn = self.queue.conn.clone();
+        let prefix = &self.queue.prefix;
+        let workers: Vec<String> = conn.smembers(format!("{prefix}:workers")).await?;
+        let mut moved = 0;
+        for worker in workers {
+            if worker == self.worker_id {
+                continue;
+            }
+            let alive: bool = conn.exists(format!("{prefix}:alive:{worker}")).await?;
+            if alive {
+                continue;
+            }
+            let list = format!("{prefix}:processing:{worker}");
+            loop {
+                let job: Option<String> = redis::cmd("LMOVE")
+                    .arg(&list)
+                    .arg(self.queue.queue_key())
+                    .arg("RIGHT")
+                    .arg("RIGHT")
+                    .query_async(&mut conn)
+                    .await?;
+                if job.is_none() {
+                    break;
+                }
+                moved += 1;
+            }
+            let _: i64 = conn.srem(format!("{prefix}:workers"), &worker).await?;
+        }
+        Ok(moved)
+    }
+
+    /// On a clean exit: hands back untaken work and deregisters.
+    pub async fn retire(&self) -> Result<()> {
+        let mut conn = self.queue.conn.clone();
+        let prefix = &self.queue.prefix;
+        loop {
+            let job: Option<String> = redis::cmd("LMOVE")
+                .arg(&self.processing_key)
+                .arg(self.queue.queue_key())
+                .arg("RIGHT")
+                .arg("RIGHT")
+                .query_async(&mut conn)
+                .await?;
+            if job.is_none() {
+                break;
+            }
+        }
+        let _: () = redis::pipe()
+            .srem(format!("{prefix}:workers"), &self.worker_id)
+            .ignore()
+            .del(format!("{prefix}:alive:{}", self.worker_id))
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! Test helpers. Every test gets its own namespace in the real services the
+//! project's script started (`scripts/with-services.sh`, run by `make
+//! test`): a fresh Postgres database, a Redis key prefix and a ClickHouse
+//! database. Plus local HTTP servers: a target to monitor and a webhook
+//! receiver, both on loopback.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{any, post};
+use axum::{Json, Router};
+use sqlx::Connection;
+
+fn service_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test`, which starts Postgres, Redis and ClickHouse")
+    })
+}
+
+/// One test's private slice of the services.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub clickhouse_dsn: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> TestEnv {
+        let admin = service_env("PULSE_TEST_DATABASE_URL");
+        let redis_url = service_env("PULSE_TEST_REDIS_URL");
+        let clickhouse = service_env("PULSE_TEST_CLICKHOUSE_URL");
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to test postgres");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let mut url = url::Url::parse(&admin).expect("postgres url");
+        url.set_path(&name);
+        TestEnv {
+            database_url: url.to_string(),
+            redis_url,
+            redis_prefix: format!("pulse-test:{name}"),
+            clickhouse_dsn: format!("{}/{name}", clickhouse.trim_end_matches('/')),
+        }
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `limit` passes; panics with
+/// `what` on timeout.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond().await {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[derive(Default)]
+struct TargetState {
+    hits: Mutex<HashMap<String, Vec<Instant>>>,
+    toggle: AtomicU16,
+}
+
+/// A local site to monitor:
+/// - `/ok`: 200 with body "all systems healthy";
+/// - `/fail`: 500;
+/// - `/slow?ms=N`: waits N ms, then 200;
+/// - `/toggle`: answers the status set with [`Target::set_toggle`] (200 at
+///   first);
+/// - `/status/N`: answers status N.
+///
+/// Every request is counted per path.
+#[derive(Clone)]
+pub struct Target {
+    addr: SocketAddr,
+    state: Arc<TargetState>,
+}
+
+#[derive(serde::Deserialize)]
+struct SlowQuery {
+    ms: Option<u64>,
+}
+
+impl Target {
+    pub async fn start() -> Target {
+        let state = Arc::new(TargetState::default());
+        state.toggle.store(200, Ordering::SeqCst);
+        let record = |state: &TargetState, path: &str| {
+            state
+                .hits
+                .lock()
+                .unwrap()
+                .entry(path.to_string())
+                .or_default()
+                .push(Instant::now());
+        };
+        let app = Router::new()
+            .route(
+                "/ok",
+                any(move |State(s): State<Arc<TargetState>>| async move {
+                    record(&s, "/ok");
+                    (StatusCode::OK, "all systems healthy")
+                }),
+            )
+            .route(
+                "/fail",
+                any(move |State(s): State<Arc<TargetState>>| async move {
+                    record(&s, "/fail");
+                    (StatusCode::INTERNAL_SERVER_ERROR, "boom")
+                }),
+            )
+            .route(
+                "/slow",
+                any(
+                    move |State(s): State<Arc<TargetState>>, Query(q): Query<SlowQuery>| async move {
+                        record(&s, "/slow");
+                        tokio::time::sleep(Duration::from_millis(q.ms.unwrap_or(5_000))).await;
+                        (StatusCode::OK, "finally")
+                    },
+                ),
+            )
+            .route(
+                "/toggle",
+                any(move |State(s): State<Arc<TargetState>>| async move {
+                    record(&s, "/toggle");
+                    let code = s.toggle.load(Ordering::SeqCst);
+                    (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), "toggle")
+                }),
+            )
+            .route(
+                "/status/{code}",
+                any(
+                    move |State(s): State<Arc<TargetState>>, Path(code): Path<u16>| async move {
+                        record(&s, "/status");
+                        (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), "status")
+                    },
+                ),
+            )
+            .with_state(state.clone());
+        let addr = serve(app).await;
+        Target { addr, state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.hit_times(path).len()
+    }
+
+    pub fn hit_times(&self, path: &str) -> Vec<Instant> {
+        self.state
+            .hits
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn set_toggle(&self, code: u16) {
+        self.state.toggle.store(code, Ordering::SeqCst);
+    }
+}
+
+/// A local webhook endpoint that records every JSON body it receives and
+/// answers with a configurable status (204 at first).
+#[derive(Clone)]
+pub struct Receiver {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<serde_json::Value>>>,
+    status: Arc<AtomicU16>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(AtomicU16::new(204));
+        let (r, s) = (received.clone(), status.clone());
+        let app = Router::new().route(
+            "/hook",
+            post(move |Json(body): Json<serde_json::Value>| async move {
+                r.lock().unwrap().push(body);
+                StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK)
+            }),
+        );
+        let addr = serve(app).await;
+        Receiver {
+            addr,
+            received,
+            status,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn set_status(&self, code: u16) {
+        self.status.store(code, Ordering::SeqCst);
+    }
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
