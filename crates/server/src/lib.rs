@@ -1,1 +1,79 @@
-//! placeholder
+//! The Pulse server: the REST API for checks and the scheduler that queues
+//! due runs. `Application::build` connects and binds (port 0 in tests);
+//! `Application::run` serves until the shutdown token fires.
+
+pub mod api;
+pub mod scheduler;
+pub mod settings;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use pulse_store::runtime::Services;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use settings::Settings;
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    services: Services,
+    settings: Settings,
+}
+
+impl Application {
+    /// Connects to the services (waiting for them to come up), applies the
+    /// Postgres migrations and the ClickHouse schema, and binds the port.
+    pub async fn build(settings: Settings, shutdown: &CancellationToken) -> anyhow::Result<Self> {
+        let services = Services::connect(&settings.services, shutdown)
+            .await
+            .context("connecting to services")?;
+        pulse_store::pg::migrate(&services.pool)
+            .await
+            .context("applying postgres migrations")?;
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .await
+            .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+        let addr = listener.local_addr()?;
+        Ok(Application {
+            listener,
+            addr,
+            services,
+            settings,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves the API and runs the scheduler until `shutdown` fires, then
+    /// stops the scheduler and drains HTTP.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.addr, "api listening");
+        let scheduler = self.settings.scheduler_enabled.then(|| {
+            tokio::spawn(scheduler::run(
+                pulse_store::CheckStore::new(self.services.pool.clone()),
+                self.services.queue.clone(),
+                self.settings.scheduler.clone(),
+                shutdown.clone(),
+            ))
+        });
+        let app = api::router(api::AppState::new(&self.services));
+        let stop = shutdown.clone();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .context("serving http")?;
+        if let Some(handle) = scheduler {
+            let _ = handle.await;
+        }
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}

@@ -6,10 +6,11 @@ pub mod config;
 pub mod pg;
 pub mod queue;
 pub mod results;
+pub mod runtime;
 
 pub use config::{ClickHouseDsn, Redacted};
 pub use pg::{alerts::AlertStore, checks::CheckStore};
-pub use queue::{Consumer, Queue};
+pub use queue::{Consumer, ConsumerHandle, Queue};
 pub use results::{ResultsStore, RunRow};
 
 /// Storage failures. `NotFound` and `Conflict` are the caller's business;

@@ -76,20 +76,20 @@ impl Queue {
         let client = redis::Client::open(crate::config::normalize_redis_url(url))?;
         let blocking = ConnectionManager::new_with_config(client, manager_config()).await?;
         Ok(Consumer {
-            queue: self.clone(),
             blocking,
-            worker_id: worker_id.to_string(),
-            processing_key: format!("{}:processing:{worker_id}", self.prefix),
+            handle: ConsumerHandle {
+                queue: self.clone(),
+                worker_id: worker_id.to_string(),
+                processing_key: format!("{}:processing:{worker_id}", self.prefix),
+            },
         })
     }
 }
 
-/// The worker side of the queue.
+/// The worker side of the queue: takes jobs.
 pub struct Consumer {
-    queue: Queue,
     blocking: ConnectionManager,
-    worker_id: String,
-    processing_key: String,
+    handle: ConsumerHandle,
 }
 
 /// Seconds a heartbeat lives; a worker refreshes it several times as often.
@@ -100,8 +100,8 @@ impl Consumer {
     /// processing list. Returns the raw entry (to `ack` later).
     pub async fn take(&mut self, wait: Duration) -> Result<Option<String>> {
         let raw: Option<String> = redis::cmd("BLMOVE")
-            .arg(self.queue.queue_key())
-            .arg(&self.processing_key)
+            .arg(self.handle.queue.queue_key())
+            .arg(&self.handle.processing_key)
             .arg("RIGHT")
             .arg("LEFT")
             .arg(wait.as_secs_f64())
@@ -110,6 +110,21 @@ impl Consumer {
         Ok(raw)
     }
 
+    pub fn handle(&self) -> ConsumerHandle {
+        self.handle.clone()
+    }
+}
+
+/// What the rest of a worker does with the queue: acknowledge finished
+/// jobs, heartbeat, recover dead workers' jobs, retire.
+#[derive(Clone)]
+pub struct ConsumerHandle {
+    queue: Queue,
+    worker_id: String,
+    processing_key: String,
+}
+
+impl ConsumerHandle {
     /// Removes a finished job from the processing list.
     pub async fn ack(&self, raw: &str) -> Result<()> {
         let mut conn = self.queue.conn.clone();
@@ -136,7 +151,7 @@ impl Consumer {
     }
 
     /// Moves the processing lists of workers whose heartbeat expired back to
-    /// the queue. Returns how many jobs were moved.
+    /// the queue, at the end that is taken next. Returns how many jobs moved.
     pub async fn requeue_dead_workers(&self) -> Result<usize> {
         let mut conn = self.queue.conn.clone();
         let prefix = &self.queue.prefix;
@@ -150,41 +165,37 @@ impl Consumer {
             if alive {
                 continue;
             }
-            let list = format!("{prefix}:processing:{worker}");
-            loop {
-                let job: Option<String> = redis::cmd("LMOVE")
-                    .arg(&list)
-                    .arg(self.queue.queue_key())
-                    .arg("RIGHT")
-                    .arg("RIGHT")
-                    .query_async(&mut conn)
-                    .await?;
-                if job.is_none() {
-                    break;
-                }
-                moved += 1;
-            }
+            moved += self
+                .drain_into_queue(&format!("{prefix}:processing:{worker}"))
+                .await?;
             let _: i64 = conn.srem(format!("{prefix}:workers"), &worker).await?;
         }
         Ok(moved)
     }
 
-    /// On a clean exit: hands back untaken work and deregisters.
-    pub async fn retire(&self) -> Result<()> {
+    async fn drain_into_queue(&self, list: &str) -> Result<usize> {
         let mut conn = self.queue.conn.clone();
-        let prefix = &self.queue.prefix;
+        let mut moved = 0;
         loop {
             let job: Option<String> = redis::cmd("LMOVE")
-                .arg(&self.processing_key)
+                .arg(list)
                 .arg(self.queue.queue_key())
                 .arg("RIGHT")
                 .arg("RIGHT")
                 .query_async(&mut conn)
                 .await?;
             if job.is_none() {
-                break;
+                return Ok(moved);
             }
+            moved += 1;
         }
+    }
+
+    /// On a clean exit: hands back untaken work and deregisters.
+    pub async fn retire(&self) -> Result<()> {
+        self.drain_into_queue(&self.processing_key).await?;
+        let mut conn = self.queue.conn.clone();
+        let prefix = &self.queue.prefix;
         let _: () = redis::pipe()
             .srem(format!("{prefix}:workers"), &self.worker_id)
             .ignore()

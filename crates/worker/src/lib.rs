@@ -1,1 +1,208 @@
-//! placeholder
+//! The Pulse worker: takes jobs off the Redis queue (moving each into its
+//! own processing list, never popping it), runs many checks at once
+//! (bounded by `WORKER_CONCURRENCY`), writes results to ClickHouse in
+//! batches, updates state in Postgres under a lease, and delivers alert
+//! webhooks from the outbox. Serves `/health` and `/ready` on its own port.
+
+pub mod alerter;
+mod health;
+pub mod runner;
+pub mod settings;
+pub mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pulse_checker::Checker;
+use pulse_store::runtime::Services;
+use pulse_store::{AlertStore, CheckStore};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use runner::{process_one, Processed, RunContext};
+pub use settings::Settings;
+use writer::{Writer, WriterStats};
+
+pub struct Worker {
+    settings: Settings,
+    services: Services,
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Worker {
+    /// Connects to the services (waiting for them) and binds the health port.
+    pub async fn build(settings: Settings, shutdown: &CancellationToken) -> anyhow::Result<Worker> {
+        let services = Services::connect(&settings.services, shutdown)
+            .await
+            .context("connecting to services")?;
+        // The server applies migrations too; sqlx's advisory lock makes
+        // this safe, and a worker started first still finds its tables.
+        pulse_store::pg::migrate(&services.pool)
+            .await
+            .context("applying postgres migrations")?;
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .await
+            .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+        let addr = listener.local_addr()?;
+        Ok(Worker {
+            settings,
+            services,
+            listener,
+            addr,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Runs until `shutdown` fires; then stops taking jobs, lets in-flight
+    /// runs finish within `SHUTDOWN_GRACE_MS`, flushes results, hands back
+    /// untaken jobs and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let s = &self.settings;
+        let checks = CheckStore::new(self.services.pool.clone());
+        let alerter = alerter::Alerter::new(
+            AlertStore::new(self.services.pool.clone()),
+            s.webhook_timeout,
+            s.webhook_max_attempts,
+            s.alerter_poll,
+        )?;
+        let (tx, rx) = mpsc::channel(s.batch_size.max(s.concurrency) * 2);
+        let stats = Arc::new(WriterStats::default());
+        let writer = tokio::spawn(
+            Writer::new(
+                self.services.results.clone(),
+                s.batch_size,
+                s.flush_interval,
+                s.max_buffer,
+                stats.clone(),
+            )
+            .run(rx),
+        );
+        let background = CancellationToken::new();
+        let alerter_task = tokio::spawn(alerter.clone().run(background.clone()));
+        let health_task = tokio::spawn(health::serve(
+            self.listener,
+            self.services.clone(),
+            background.clone(),
+        ));
+        let ctx = RunContext {
+            worker_id: s.worker_id.clone(),
+            checks,
+            checker: Checker::new(s.body_limit)?,
+            results: tx,
+            alerter,
+            lease_margin_ms: s.lease_margin_ms,
+        };
+        let mut consumer = loop {
+            match self
+                .services
+                .queue
+                .consumer(&s.services.redis_url, &s.worker_id)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if !shutdown.is_cancelled() => {
+                    tracing::warn!(error = %e, "redis consumer connect failed, retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let handle = consumer.handle();
+        let heartbeat = tokio::spawn(heartbeat(handle.clone(), background.clone()));
+        tracing::info!(worker_id = %s.worker_id, concurrency = s.concurrency, health = %self.addr, "worker started");
+
+        let slots = Arc::new(Semaphore::new(s.concurrency));
+        let mut running = JoinSet::new();
+        loop {
+            while running.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                p = slots.clone().acquire_owned() => p?,
+                _ = shutdown.cancelled() => break,
+            };
+            let taken = tokio::select! {
+                r = consumer.take(Duration::from_secs(1)) => r,
+                _ = shutdown.cancelled() => break,
+            };
+            match taken {
+                Ok(Some(raw)) => {
+                    let ctx = ctx.clone();
+                    let handle = handle.clone();
+                    running.spawn(async move {
+                        match process_one(&ctx, &raw).await {
+                            Ok(_) => {
+                                if let Err(e) = handle.ack(&raw).await {
+                                    tracing::warn!(error = %e, "ack failed");
+                                }
+                            }
+                            // Left in the processing list; the lease expires
+                            // and the scheduler re-queues the run.
+                            Err(e) => tracing::warn!(error = %e, "run failed on our side"),
+                        }
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "taking a job failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+
+        tracing::info!(in_flight = running.len(), "worker draining");
+        let drained = tokio::time::timeout(s.shutdown_grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                abandoned = running.len(),
+                "grace period over; abandoning runs to lease expiry"
+            );
+            running.abort_all();
+        }
+        drop(ctx);
+        let _ = writer.await;
+        if let Err(e) = handle.retire().await {
+            tracing::warn!(error = %e, "retiring from queue failed");
+        }
+        background.cancel();
+        let _ = tokio::join!(alerter_task, health_task, heartbeat);
+        tracing::info!(
+            written = stats.written.load(std::sync::atomic::Ordering::Relaxed),
+            dropped = stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            "worker stopped"
+        );
+        Ok(())
+    }
+}
+
+/// Keeps this worker's heartbeat alive and returns dead workers' taken jobs
+/// to the queue.
+async fn heartbeat(handle: pulse_store::ConsumerHandle, stop: CancellationToken) {
+    loop {
+        if let Err(e) = handle.heartbeat().await {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+        match handle.requeue_dead_workers().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "requeued jobs of dead workers"),
+            Err(e) => tracing::warn!(error = %e, "requeue of dead workers failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}

@@ -174,6 +174,15 @@ impl CheckStore {
         row.map(Into::into).ok_or(StoreError::NotFound)
     }
 
+    /// Ok when the check exists or existed (deleted checks keep history).
+    pub async fn ever_existed(&self, id: Uuid) -> Result<()> {
+        let found: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM checks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        found.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+
     /// All live checks, oldest first.
     pub async fn list(&self) -> Result<Vec<Check>> {
         let rows: Vec<CheckRow> = sqlx::query_as(&format!(

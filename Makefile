@@ -1,0 +1,38 @@
+.PHONY: build build-worker run run-worker test dev bench lint fmt clean compose-check
+
+# Release binaries in target/release/.
+build:
+	cargo build --release --bin server
+
+build-worker:
+	cargo build --release --bin worker
+
+# Run against the services named in .env / the environment.
+run:
+	cargo run --bin server
+
+run-worker:
+	cargo run --bin worker
+
+# Everything: fmt, clippy, compose files, and the whole test suite against
+# throwaway Postgres, Redis and ClickHouse (installed when missing).
+test: lint compose-check
+	scripts/with-services.sh cargo test --workspace --all-targets
+
+# Server + one worker, with throwaway services unless .env names real ones.
+dev:
+	scripts/dev.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+# Validates both compose files without a Docker engine.
+compose-check:
+	scripts/compose-check.sh
+
+clean:
+	cargo clean

@@ -1,0 +1,63 @@
+//! The scheduler: every poll it re-queues runs whose lease expired, then
+//! claims due checks in batches and pushes their jobs onto the queue.
+//!
+//! Safe to run in several servers at once: claims use `FOR UPDATE SKIP
+//! LOCKED`, so each due slot is claimed by exactly one of them. A crash
+//! between claim and push loses nothing: the lease expires and the slot is
+//! re-queued.
+
+use pulse_store::{CheckStore, Queue};
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::SchedulerSettings;
+
+pub async fn run(
+    store: CheckStore,
+    queue: Queue,
+    settings: SchedulerSettings,
+    shutdown: CancellationToken,
+) {
+    tracing::info!(
+        poll_ms = settings.poll.as_millis() as u64,
+        "scheduler started"
+    );
+    loop {
+        if let Err(e) = tick(&store, &queue, &settings).await {
+            tracing::warn!(error = %e, "scheduler tick failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(settings.poll) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    tracing::info!("scheduler stopped");
+}
+
+/// One pass: re-queue expired leases, then claim and queue everything due.
+/// Returns how many jobs were queued.
+pub async fn tick(
+    store: &CheckStore,
+    queue: &Queue,
+    settings: &SchedulerSettings,
+) -> pulse_store::Result<usize> {
+    let mut queued = 0;
+    let stale = store
+        .reclaim_expired(settings.batch, settings.lease_margin_ms)
+        .await?;
+    if !stale.is_empty() {
+        tracing::info!(count = stale.len(), "re-queued runs with expired leases");
+        queue.push(&stale).await?;
+        queued += stale.len();
+    }
+    loop {
+        let jobs = store
+            .claim_due(settings.batch, settings.lease_margin_ms)
+            .await?;
+        queue.push(&jobs).await?;
+        queued += jobs.len();
+        if (jobs.len() as i64) < settings.batch {
+            break;
+        }
+    }
+    Ok(queued)
+}

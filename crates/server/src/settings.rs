@@ -1,0 +1,45 @@
+//! The server's settings, from the environment (and `.env`).
+
+use std::time::Duration;
+
+use pulse_store::runtime::{env_or, ServiceSettings};
+use pulse_store::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub services: ServiceSettings,
+    /// `HOST`, default `0.0.0.0`.
+    pub host: String,
+    /// `PORT`, default 8080.
+    pub port: u16,
+    /// `SCHEDULER_ENABLED`, default true: run the scheduler in this server.
+    pub scheduler_enabled: bool,
+    pub scheduler: SchedulerSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    /// `SCHEDULER_POLL_MS`, default 500: how often due checks are claimed.
+    pub poll: Duration,
+    /// `SCHEDULER_BATCH`, default 1000: checks claimed per statement.
+    pub batch: i64,
+    /// `LEASE_MARGIN_MS`, default 5000: a run's lease is its `timeout_ms`
+    /// plus this margin; a run whose worker died is re-queued after it.
+    pub lease_margin_ms: i64,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, StoreError> {
+        Ok(Settings {
+            services: ServiceSettings::from_env()?,
+            host: env_or("HOST", "0.0.0.0".to_string())?,
+            port: env_or("PORT", 8080)?,
+            scheduler_enabled: env_or("SCHEDULER_ENABLED", true)?,
+            scheduler: SchedulerSettings {
+                poll: Duration::from_millis(env_or("SCHEDULER_POLL_MS", 500)?),
+                batch: env_or("SCHEDULER_BATCH", 1000)?,
+                lease_margin_ms: env_or("LEASE_MARGIN_MS", 5000)?,
+            },
+        })
+    }
+}

@@ -1,0 +1,197 @@
+//! Process plumbing shared by the `server` and `worker` binaries: reading
+//! settings from the environment, logging setup, readiness probes and
+//! waiting for dependencies at start.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::{pg, Queue, ResultsStore, StoreError};
+
+/// Reads `name` from the environment, or `default` when unset or empty.
+pub fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, StoreError> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| StoreError::Config(format!("{name}={v:?} is not valid"))),
+        _ => Ok(default),
+    }
+}
+
+/// Reads a required variable.
+pub fn env_required(name: &str) -> Result<String, StoreError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| StoreError::Config(format!("{name} must be set")))
+}
+
+/// Logs to stdout: human-readable by default, one JSON object per line with
+/// `LOG_FORMAT=json`. `RUST_LOG` filters (default `info`).
+pub fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if format.eq_ignore_ascii_case("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Names the first dependency that does not answer within 2 s, if any.
+pub async fn first_unready(
+    pool: &sqlx::PgPool,
+    queue: &Queue,
+    results: &ResultsStore,
+) -> Option<&'static str> {
+    let limit = Duration::from_secs(2);
+    let (p, r, c) = tokio::join!(
+        tokio::time::timeout(limit, pg::ping(pool)),
+        tokio::time::timeout(limit, queue.ping()),
+        tokio::time::timeout(limit, results.ping()),
+    );
+    if !matches!(p, Ok(Ok(()))) {
+        Some("postgres")
+    } else if !matches!(r, Ok(Ok(()))) {
+        Some("redis")
+    } else if !matches!(c, Ok(Ok(()))) {
+        Some("clickhouse")
+    } else {
+        None
+    }
+}
+
+/// Retries `attempt` once a second until it succeeds, `limit` passes or
+/// `shutdown` fires: dependencies may still be starting (docker compose).
+pub async fn retry_start<T, F, Fut>(
+    what: &str,
+    limit: Duration,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() < deadline && !shutdown.is_cancelled() => {
+                tracing::warn!(what, error = %e, "dependency not ready, retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// The settings every process shares: where the services are.
+#[derive(Clone)]
+pub struct ServiceSettings {
+    pub database_url: String,
+    pub redis_url: String,
+    pub clickhouse: crate::ClickHouseDsn,
+    /// Prefix of every Redis key (`REDIS_PREFIX`, default `pulse`).
+    pub redis_prefix: String,
+    /// Postgres pool size (`DATABASE_MAX_CONNECTIONS`, default 10).
+    pub database_max_connections: u32,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: String,
+}
+
+impl std::fmt::Debug for ServiceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceSettings")
+            .field(
+                "database_url",
+                &crate::Redacted(&self.database_url).to_string(),
+            )
+            .field("redis_url", &crate::Redacted(&self.redis_url).to_string())
+            .field("clickhouse", &self.clickhouse)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("database_max_connections", &self.database_max_connections)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+impl ServiceSettings {
+    pub fn from_env() -> Result<ServiceSettings, StoreError> {
+        Ok(ServiceSettings {
+            database_url: env_required("DATABASE_URL")?,
+            redis_url: env_required("REDIS_URL")?,
+            clickhouse: crate::ClickHouseDsn::parse(&env_required("CLICKHOUSE_DSN")?)?,
+            redis_prefix: env_or("REDIS_PREFIX", "pulse".to_string())?,
+            database_max_connections: env_or("DATABASE_MAX_CONNECTIONS", 10)?,
+            log_format: env_or("LOG_FORMAT", "text".to_string())?,
+        })
+    }
+}
+
+/// Connected handles to all three services.
+#[derive(Clone)]
+pub struct Services {
+    pub pool: sqlx::PgPool,
+    pub queue: Queue,
+    pub results: ResultsStore,
+}
+
+/// How long a process waits for its dependencies at start.
+pub const STARTUP_LIMIT: Duration = Duration::from_secs(60);
+
+impl Services {
+    /// Connects, waiting up to [`STARTUP_LIMIT`] for each service, and makes
+    /// sure the ClickHouse table exists.
+    pub async fn connect(
+        settings: &ServiceSettings,
+        shutdown: &CancellationToken,
+    ) -> Result<Services, StoreError> {
+        let pool = pg::pool(&settings.database_url, settings.database_max_connections)?;
+        retry_start("postgres", STARTUP_LIMIT, shutdown, || pg::ping(&pool)).await?;
+        let queue = retry_start("redis", STARTUP_LIMIT, shutdown, || {
+            Queue::connect(&settings.redis_url, &settings.redis_prefix)
+        })
+        .await?;
+        let results = ResultsStore::new(&settings.clickhouse);
+        retry_start("clickhouse", STARTUP_LIMIT, shutdown, || results.migrate()).await?;
+        Ok(Services {
+            pool,
+            queue,
+            results,
+        })
+    }
+
+    pub async fn first_unready(&self) -> Option<&'static str> {
+        first_unready(&self.pool, &self.queue, &self.results).await
+    }
+}

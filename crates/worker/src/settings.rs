@@ -1,0 +1,67 @@
+//! The worker's settings, from the environment (and `.env`).
+
+use std::time::Duration;
+
+use pulse_store::runtime::{env_or, ServiceSettings};
+use pulse_store::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub services: ServiceSettings,
+    /// `WORKER_ID`, default `<hostname>-<random>`: names this worker's
+    /// processing list in Redis.
+    pub worker_id: String,
+    /// `HOST`, default `0.0.0.0`.
+    pub host: String,
+    /// `WORKER_PORT`, default 8081: `/health` and `/ready`.
+    pub port: u16,
+    /// `WORKER_CONCURRENCY`, default 100: runs in flight at once.
+    pub concurrency: usize,
+    /// `LEASE_MARGIN_MS`, default 5000 (as the server's).
+    pub lease_margin_ms: i64,
+    /// `RESPONSE_BODY_LIMIT`, default 1048576: bytes of a response body read.
+    pub body_limit: usize,
+    /// `CLICKHOUSE_BATCH_SIZE`, default 1000: rows per insert at most.
+    pub batch_size: usize,
+    /// `CLICKHOUSE_FLUSH_MS`, default 1000: longest a result waits.
+    pub flush_interval: Duration,
+    /// `CLICKHOUSE_MAX_BUFFER`, default 100000: rows kept while ClickHouse
+    /// is down; beyond it the oldest are dropped and counted.
+    pub max_buffer: usize,
+    /// `WEBHOOK_TIMEOUT_MS`, default 5000: one delivery attempt.
+    pub webhook_timeout: Duration,
+    /// `WEBHOOK_MAX_ATTEMPTS`, default 8, with exponential backoff from 1 s
+    /// (capped at 5 min) between attempts.
+    pub webhook_max_attempts: i32,
+    /// `ALERTER_POLL_MS`, default 1000: how often the outbox is read.
+    pub alerter_poll: Duration,
+    /// `SHUTDOWN_GRACE_MS`, default 15000: how long in-flight runs may take
+    /// to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, StoreError> {
+        let default_id = format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Ok(Settings {
+            services: ServiceSettings::from_env()?,
+            worker_id: env_or("WORKER_ID", default_id)?,
+            host: env_or("HOST", "0.0.0.0".to_string())?,
+            port: env_or("WORKER_PORT", 8081)?,
+            concurrency: env_or("WORKER_CONCURRENCY", 100usize)?.max(1),
+            lease_margin_ms: env_or("LEASE_MARGIN_MS", 5000)?,
+            body_limit: env_or("RESPONSE_BODY_LIMIT", pulse_checker::DEFAULT_BODY_LIMIT)?,
+            batch_size: env_or("CLICKHOUSE_BATCH_SIZE", 1000usize)?.max(1),
+            flush_interval: Duration::from_millis(env_or("CLICKHOUSE_FLUSH_MS", 1000)?),
+            max_buffer: env_or("CLICKHOUSE_MAX_BUFFER", 100_000usize)?,
+            webhook_timeout: Duration::from_millis(env_or("WEBHOOK_TIMEOUT_MS", 5000)?),
+            webhook_max_attempts: env_or("WEBHOOK_MAX_ATTEMPTS", 8)?,
+            alerter_poll: Duration::from_millis(env_or("ALERTER_POLL_MS", 1000)?),
+            shutdown_grace: Duration::from_millis(env_or("SHUTDOWN_GRACE_MS", 15_000)?),
+        })
+    }
+}
