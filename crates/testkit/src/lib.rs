@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{any, post};
 use axum::{Json, Router};
@@ -79,6 +79,7 @@ where
 struct TargetState {
     hits: Mutex<HashMap<String, Vec<Instant>>>,
     toggle: AtomicU16,
+    peers: Mutex<Vec<SocketAddr>>,
 }
 
 /// A local site to monitor:
@@ -87,7 +88,12 @@ struct TargetState {
 /// - `/slow?ms=N`: waits N ms, then 200;
 /// - `/toggle`: answers the status set with [`Target::set_toggle`] (200 at
 ///   first);
-/// - `/status/N`: answers status N.
+/// - `/status/N`: answers status N;
+/// - `/hit/NAME`: 200, counted under its own name;
+/// - `/redirect/N`: a chain of N redirects ending in 200;
+/// - `/expect`: 200 only for a POST with header `x-pulse-test: yes` and
+///   body `ping`, else 400;
+/// - `/peer`: 200, noting the client's address (one per connection).
 ///
 /// Every request is counted per path.
 #[derive(Clone)]
@@ -156,6 +162,60 @@ impl Target {
                     },
                 ),
             )
+            .route(
+                "/hit/{name}",
+                any(
+                    move |State(s): State<Arc<TargetState>>, Path(name): Path<String>| async move {
+                        record(&s, &format!("/hit/{name}"));
+                        (StatusCode::OK, "all systems healthy")
+                    },
+                ),
+            )
+            .route(
+                "/redirect/{n}",
+                any(
+                    move |State(s): State<Arc<TargetState>>, Path(n): Path<u32>| async move {
+                        record(&s, "/redirect");
+                        if n == 0 {
+                            (StatusCode::OK, [("location", String::new())], "arrived")
+                        } else {
+                            (
+                                StatusCode::FOUND,
+                                [("location", format!("/redirect/{}", n - 1))],
+                                "moved",
+                            )
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/expect",
+                any(
+                    |method: axum::http::Method,
+                     headers: axum::http::HeaderMap,
+                     body: String| async move {
+                        let ok = method == axum::http::Method::POST
+                            && headers.get("x-pulse-test").is_some_and(|v| v == "yes")
+                            && body == "ping";
+                        if ok {
+                            StatusCode::OK
+                        } else {
+                            StatusCode::BAD_REQUEST
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/peer",
+                any(
+                    move |State(s): State<Arc<TargetState>>,
+                          ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                        record(&s, "/peer");
+                        s.peers.lock().unwrap().push(peer);
+                        (StatusCode::OK, "peer noted")
+                    },
+                ),
+            )
             .with_state(state.clone());
         let addr = serve(app).await;
         Target { addr, state }
@@ -177,6 +237,11 @@ impl Target {
             .get(path)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Client addresses seen on `/peer`: a new port means a new connection.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.state.peers.lock().unwrap().clone()
     }
 
     pub fn set_toggle(&self, code: u16) {
@@ -232,7 +297,11 @@ async fn serve(app: Router) -> SocketAddr {
         .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
     });
     addr
 }

@@ -1,0 +1,137 @@
+//! The checker against a local target: statuses, reasons, timeouts,
+//! redirects, and a fresh connection per run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use pulse_checker::{Checker, Probe};
+use pulse_core::{FailureReason, RunStatus};
+use pulse_testkit::Target;
+
+fn probe<'a>(url: &'a str, headers: &'a BTreeMap<String, String>) -> Probe<'a> {
+    Probe {
+        method: "GET",
+        url,
+        headers,
+        body: None,
+        timeout: Duration::from_millis(2000),
+        expected_status: 200,
+        body_contains: None,
+    }
+}
+
+#[tokio::test]
+async fn an_ok_target_is_a_success_with_latency_and_code() {
+    let target = Target::start().await;
+    let checker = Checker::new(1024 * 1024).unwrap();
+    let h = BTreeMap::new();
+    let url = target.url("/ok");
+    let out = checker.run(&probe(&url, &h)).await;
+    assert_eq!(out.status, RunStatus::Success, "{out:?}");
+    assert_eq!(out.status_code, Some(200));
+    assert_eq!(target.hits("/ok"), 1);
+}
+
+#[tokio::test]
+async fn a_500_is_a_fail_with_status_mismatch() {
+    let target = Target::start().await;
+    let checker = Checker::new(1024).unwrap();
+    let h = BTreeMap::new();
+    let url = target.url("/fail");
+    let out = checker.run(&probe(&url, &h)).await;
+    assert_eq!(out.status, RunStatus::Fail);
+    assert_eq!(out.failure_reason, Some(FailureReason::StatusMismatch));
+    assert_eq!(out.status_code, Some(500));
+}
+
+#[tokio::test]
+async fn a_slow_target_times_out_within_the_timeout_plus_a_margin() {
+    let target = Target::start().await;
+    let checker = Checker::new(1024).unwrap();
+    let h = BTreeMap::new();
+    let url = target.url("/slow?ms=5000");
+    let mut p = probe(&url, &h);
+    p.timeout = Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let out = checker.run(&p).await;
+    let took = started.elapsed();
+    assert_eq!(out.status, RunStatus::Timeout);
+    assert_eq!(out.failure_reason, Some(FailureReason::Timeout));
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_millis(800), "{took:?}");
+}
+
+#[tokio::test]
+async fn body_contains_passes_and_fails() {
+    let target = Target::start().await;
+    let checker = Checker::new(1024).unwrap();
+    let h = BTreeMap::new();
+    let url = target.url("/ok");
+    let mut p = probe(&url, &h);
+    p.body_contains = Some("healthy");
+    assert_eq!(checker.run(&p).await.status, RunStatus::Success);
+    p.body_contains = Some("on fire");
+    let out = checker.run(&p).await;
+    assert_eq!(out.status, RunStatus::Fail);
+    assert_eq!(out.failure_reason, Some(FailureReason::BodyMismatch));
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_an_error_with_reason_connect() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let checker = Checker::new(1024).unwrap();
+    let h = BTreeMap::new();
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = checker.run(&probe(&url, &h)).await;
+    assert_eq!(out.status, RunStatus::Error);
+    assert_eq!(out.failure_reason, Some(FailureReason::Connect), "{out:?}");
+    assert!(out.error.is_some());
+}
+
+#[tokio::test]
+async fn redirects_are_followed_up_to_ten_hops() {
+    let target = Target::start().await;
+    let checker = Checker::new(1024).unwrap();
+    let h = BTreeMap::new();
+    let ten = target.url("/redirect/10");
+    assert_eq!(
+        checker.run(&probe(&ten, &h)).await.status,
+        RunStatus::Success
+    );
+    let eleven = target.url("/redirect/11");
+    let out = checker.run(&probe(&eleven, &h)).await;
+    assert_eq!(out.status, RunStatus::Error, "{out:?}");
+}
+
+#[tokio::test]
+async fn each_run_uses_a_fresh_connection() {
+    let target = Target::start().await;
+    let checker = Checker::new(1024).unwrap();
+    let h = BTreeMap::new();
+    let url = target.url("/peer");
+    for _ in 0..3 {
+        assert_eq!(
+            checker.run(&probe(&url, &h)).await.status,
+            RunStatus::Success
+        );
+    }
+    let mut ports: Vec<u16> = target.peers().iter().map(|p| p.port()).collect();
+    ports.dedup();
+    assert_eq!(ports.len(), 3, "connections reused: {ports:?}");
+}
+
+#[tokio::test]
+async fn custom_headers_and_method_are_sent() {
+    let target = Target::start().await;
+    let checker = Checker::new(1024).unwrap();
+    let mut h = BTreeMap::new();
+    h.insert("x-pulse-test".to_string(), "yes".to_string());
+    let url = target.url("/expect");
+    let mut p = probe(&url, &h);
+    assert_eq!(checker.run(&p).await.status_code, Some(400));
+    p.method = "POST";
+    p.body = Some("ping");
+    assert_eq!(checker.run(&p).await.status, RunStatus::Success);
+}
