@@ -29,17 +29,36 @@ pub struct SchedulerSettings {
 }
 
 impl Settings {
+    /// Defaults around the given services; port 0 picks a free port.
+    pub fn with_services(services: ServiceSettings) -> Settings {
+        Settings {
+            services,
+            host: "127.0.0.1".into(),
+            port: 0,
+            scheduler_enabled: true,
+            scheduler: SchedulerSettings {
+                poll: Duration::from_millis(500),
+                batch: 1000,
+                lease_margin_ms: 5000,
+            },
+        }
+    }
+
     pub fn from_env() -> Result<Settings, StoreError> {
+        let d = Settings::with_services(ServiceSettings::from_env()?);
         Ok(Settings {
-            services: ServiceSettings::from_env()?,
             host: env_or("HOST", "0.0.0.0".to_string())?,
             port: env_or("PORT", 8080)?,
-            scheduler_enabled: env_or("SCHEDULER_ENABLED", true)?,
+            scheduler_enabled: env_or("SCHEDULER_ENABLED", d.scheduler_enabled)?,
             scheduler: SchedulerSettings {
-                poll: Duration::from_millis(env_or("SCHEDULER_POLL_MS", 500)?),
-                batch: env_or("SCHEDULER_BATCH", 1000)?,
-                lease_margin_ms: env_or("LEASE_MARGIN_MS", 5000)?,
+                poll: Duration::from_millis(env_or(
+                    "SCHEDULER_POLL_MS",
+                    d.scheduler.poll.as_millis() as u64,
+                )?),
+                batch: env_or("SCHEDULER_BATCH", d.scheduler.batch)?,
+                lease_margin_ms: env_or("LEASE_MARGIN_MS", d.scheduler.lease_margin_ms)?,
             },
+            services: d.services,
         })
     }
 }

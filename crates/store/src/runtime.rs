@@ -146,6 +146,23 @@ impl std::fmt::Debug for ServiceSettings {
 }
 
 impl ServiceSettings {
+    /// Settings for the given services, other fields at their defaults.
+    pub fn new(
+        database_url: &str,
+        redis_url: &str,
+        clickhouse_dsn: &str,
+        redis_prefix: &str,
+    ) -> Result<ServiceSettings, StoreError> {
+        Ok(ServiceSettings {
+            database_url: database_url.to_string(),
+            redis_url: redis_url.to_string(),
+            clickhouse: crate::ClickHouseDsn::parse(clickhouse_dsn)?,
+            redis_prefix: redis_prefix.to_string(),
+            database_max_connections: 10,
+            log_format: "text".to_string(),
+        })
+    }
+
     pub fn from_env() -> Result<ServiceSettings, StoreError> {
         Ok(ServiceSettings {
             database_url: env_required("DATABASE_URL")?,

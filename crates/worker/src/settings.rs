@@ -41,27 +41,57 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Defaults around the given services; port 0 picks a free port.
+    pub fn with_services(services: ServiceSettings) -> Settings {
+        Settings {
+            services,
+            worker_id: format!(
+                "{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            host: "127.0.0.1".into(),
+            port: 0,
+            concurrency: 100,
+            lease_margin_ms: 5000,
+            body_limit: pulse_checker::DEFAULT_BODY_LIMIT,
+            batch_size: 1000,
+            flush_interval: Duration::from_millis(1000),
+            max_buffer: 100_000,
+            webhook_timeout: Duration::from_millis(5000),
+            webhook_max_attempts: 8,
+            alerter_poll: Duration::from_millis(1000),
+            shutdown_grace: Duration::from_millis(15_000),
+        }
+    }
+
     pub fn from_env() -> Result<Settings, StoreError> {
-        let default_id = format!(
-            "{}-{}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
+        let d = Settings::with_services(ServiceSettings::from_env()?);
+        let ms = |v: Duration| v.as_millis() as u64;
         Ok(Settings {
-            services: ServiceSettings::from_env()?,
-            worker_id: env_or("WORKER_ID", default_id)?,
+            worker_id: env_or("WORKER_ID", d.worker_id.clone())?,
             host: env_or("HOST", "0.0.0.0".to_string())?,
             port: env_or("WORKER_PORT", 8081)?,
-            concurrency: env_or("WORKER_CONCURRENCY", 100usize)?.max(1),
-            lease_margin_ms: env_or("LEASE_MARGIN_MS", 5000)?,
-            body_limit: env_or("RESPONSE_BODY_LIMIT", pulse_checker::DEFAULT_BODY_LIMIT)?,
-            batch_size: env_or("CLICKHOUSE_BATCH_SIZE", 1000usize)?.max(1),
-            flush_interval: Duration::from_millis(env_or("CLICKHOUSE_FLUSH_MS", 1000)?),
-            max_buffer: env_or("CLICKHOUSE_MAX_BUFFER", 100_000usize)?,
-            webhook_timeout: Duration::from_millis(env_or("WEBHOOK_TIMEOUT_MS", 5000)?),
-            webhook_max_attempts: env_or("WEBHOOK_MAX_ATTEMPTS", 8)?,
-            alerter_poll: Duration::from_millis(env_or("ALERTER_POLL_MS", 1000)?),
-            shutdown_grace: Duration::from_millis(env_or("SHUTDOWN_GRACE_MS", 15_000)?),
+            concurrency: env_or("WORKER_CONCURRENCY", d.concurrency)?.max(1),
+            lease_margin_ms: env_or("LEASE_MARGIN_MS", d.lease_margin_ms)?,
+            body_limit: env_or("RESPONSE_BODY_LIMIT", d.body_limit)?,
+            batch_size: env_or("CLICKHOUSE_BATCH_SIZE", d.batch_size)?.max(1),
+            flush_interval: Duration::from_millis(env_or(
+                "CLICKHOUSE_FLUSH_MS",
+                ms(d.flush_interval),
+            )?),
+            max_buffer: env_or("CLICKHOUSE_MAX_BUFFER", d.max_buffer)?,
+            webhook_timeout: Duration::from_millis(env_or(
+                "WEBHOOK_TIMEOUT_MS",
+                ms(d.webhook_timeout),
+            )?),
+            webhook_max_attempts: env_or("WEBHOOK_MAX_ATTEMPTS", d.webhook_max_attempts)?,
+            alerter_poll: Duration::from_millis(env_or("ALERTER_POLL_MS", ms(d.alerter_poll))?),
+            shutdown_grace: Duration::from_millis(env_or(
+                "SHUTDOWN_GRACE_MS",
+                ms(d.shutdown_grace),
+            )?),
+            services: d.services,
         })
     }
 }

@@ -1,0 +1,349 @@
+//! The REST API against real Postgres, Redis and ClickHouse: every route,
+//! and every kind of bad input answered with a 4xx naming the field.
+
+use pulse_server::{Application, Settings};
+use pulse_store::runtime::{ServiceSettings, Services};
+use pulse_testkit::TestEnv;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+struct TestApp {
+    base: String,
+    http: reqwest::Client,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl TestApp {
+    /// The API alone (scheduler off), on a free port.
+    async fn spawn() -> TestApp {
+        let env = TestEnv::new().await;
+        let services = ServiceSettings::new(
+            &env.database_url,
+            &env.redis_url,
+            &env.clickhouse_dsn,
+            &env.redis_prefix,
+        )
+        .unwrap();
+        let mut settings = Settings::with_services(services);
+        settings.scheduler_enabled = false;
+        let stop = CancellationToken::new();
+        let app = Application::build(settings, &stop).await.unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run(stop.clone()));
+        TestApp {
+            base,
+            http: reqwest::Client::new(),
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    async fn post_raw(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.post_raw(path, &body.to_string()).await
+    }
+
+    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .patch(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn delete(&self, path: &str) -> StatusCode {
+        self.http
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
+
+fn example() -> Value {
+    json!({
+        "name": "Google Homepage",
+        "url": "https://www.google.com",
+        "method": "GET",
+        "expected_status": 200,
+        "interval_seconds": 60,
+        "alert_threshold": 3,
+        "timeout_ms": 10000,
+        "webhook_url": "https://your-webhook-url.com/alerts"
+    })
+}
+
+#[tokio::test]
+async fn creating_the_originals_example_answers_201_with_the_stored_check() {
+    let app = TestApp::spawn().await;
+    let (status, check) = app.post("/checks", example()).await;
+    assert_eq!(status, StatusCode::CREATED, "{check}");
+    for (k, v) in example().as_object().unwrap() {
+        assert_eq!(&check[k], v, "field {k}");
+    }
+    assert_eq!(check["last_status"], "unknown");
+    assert_eq!(check["consecutive_fails"], 0);
+    assert_eq!(check["enabled"], true);
+    assert_eq!(check["headers"], json!({}));
+    for k in ["id", "next_run_at", "created_at", "updated_at"] {
+        assert!(check[k].is_string(), "{k} missing: {check}");
+    }
+    let id = check["id"].as_str().unwrap();
+    let (status, read) = app.get(&format!("/checks/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read, check);
+    let (status, list) = app.get("/checks").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list, json!([check]));
+}
+
+#[tokio::test]
+async fn defaults_are_the_originals() {
+    let app = TestApp::spawn().await;
+    let (status, check) = app
+        .post(
+            "/checks",
+            json!({"name": "min", "url": "http://example.test/"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(check["method"], "GET");
+    assert_eq!(check["expected_status"], 200);
+    assert_eq!(check["timeout_ms"], 10000);
+    assert_eq!(check["alert_threshold"], 3);
+    assert_eq!(check["interval_seconds"], 60);
+    assert_eq!(check["webhook_url"], Value::Null);
+}
+
+#[tokio::test]
+async fn patch_changes_only_the_given_fields_and_delete_hides_the_check() {
+    let app = TestApp::spawn().await;
+    let (_, check) = app.post("/checks", example()).await;
+    let id = check["id"].as_str().unwrap();
+    let (status, patched) = app
+        .patch(
+            &format!("/checks/{id}"),
+            json!({"interval_seconds": 5, "enabled": false, "webhook_url": null, "headers": {"x-a": "b"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["interval_seconds"], 5);
+    assert_eq!(patched["enabled"], false);
+    assert_eq!(patched["webhook_url"], Value::Null);
+    assert_eq!(patched["headers"], json!({"x-a": "b"}));
+    assert_eq!(patched["name"], check["name"]);
+    assert_eq!(patched["url"], check["url"]);
+
+    let (status, err) = app
+        .patch(&format!("/checks/{id}"), json!({"timeout_ms": 0}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["field"], "timeout_ms");
+
+    assert_eq!(
+        app.delete(&format!("/checks/{id}")).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get(&format!("/checks/{id}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get("/checks").await.1, json!([]));
+    assert_eq!(
+        app.delete(&format!("/checks/{id}")).await,
+        StatusCode::NOT_FOUND
+    );
+    // History stays readable.
+    let (status, runs) = app.get(&format!("/checks/{id}/runs")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(runs, json!([]));
+}
+
+#[tokio::test]
+async fn ids_must_be_uuids_and_unknown_ones_are_404() {
+    let app = TestApp::spawn().await;
+    for path in ["/checks/nope", "/checks/nope/runs", "/checks/nope/alerts"] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(body["error"].as_str().unwrap().contains("id"), "{body}");
+    }
+    let unknown = uuid::Uuid::new_v4();
+    for path in [
+        format!("/checks/{unknown}"),
+        format!("/checks/{unknown}/runs"),
+        format!("/checks/{unknown}/alerts"),
+    ] {
+        let (status, body) = app.get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(body["error"].is_string());
+    }
+    let (status, _) = app
+        .patch(&format!("/checks/{unknown}"), json!({"name": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn runs_limit_is_validated() {
+    let app = TestApp::spawn().await;
+    let (_, check) = app.post("/checks", example()).await;
+    let id = check["id"].as_str().unwrap();
+    for bad in ["0", "1001", "abc", "-1"] {
+        let (status, body) = app.get(&format!("/checks/{id}/runs?limit={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "limit={bad}");
+        assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+    }
+    let (status, runs) = app.get(&format!("/checks/{id}/runs?limit=1000")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(runs.as_array().unwrap().is_empty());
+    let (status, alerts) = app.get(&format!("/checks/{id}/alerts")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(alerts, json!([]));
+}
+
+#[tokio::test]
+async fn every_bad_input_is_a_4xx_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let with = |k: &str, v: Value| {
+        let mut o = example();
+        o[k] = v;
+        o
+    };
+    let without = |k: &str| {
+        let mut o = example();
+        o.as_object_mut().unwrap().remove(k);
+        o
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (without("url"), "url"),
+        (without("name"), "name"),
+        (with("url", json!("ftp://example.com")), "url"),
+        (with("url", json!("not a url")), "url"),
+        (with("url", json!(42)), "url"),
+        (with("method", json!("BREW")), "method"),
+        (with("interval_seconds", json!(0)), "interval_seconds"),
+        (with("interval_seconds", json!(86401)), "interval_seconds"),
+        (with("interval_seconds", json!("often")), "interval_seconds"),
+        (with("timeout_ms", json!(0)), "timeout_ms"),
+        (with("timeout_ms", json!(120_001)), "timeout_ms"),
+        (with("alert_threshold", json!(0)), "alert_threshold"),
+        (with("expected_status", json!(99)), "expected_status"),
+        (with("expected_status", json!(600)), "expected_status"),
+        (with("webhook_url", json!("mailto:x@y")), "webhook_url"),
+        (with("headers", json!({"bad header": "v"})), "headers"),
+        (with("headers", json!({"x-ok": "line\nbreak"})), "headers"),
+        (with("headers", json!({"x-num": 5})), "headers"),
+        (with("body", json!("x".repeat(70_000))), "body"),
+        (with("enabled", json!("yes")), "enabled"),
+        (with("surprise", json!(1)), "surprise"),
+    ];
+    for (body, field) in cases {
+        let (status, err) = app.post("/checks", body.clone()).await;
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {status} {err}"
+        );
+        let msg = err["error"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(field),
+            "{field}: error {msg:?} does not name it"
+        );
+    }
+    assert_eq!(app.get("/checks").await.1, json!([]), "nothing was stored");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_requests_are_rejected_cleanly() {
+    let app = TestApp::spawn().await;
+    let (status, err) = app.post_raw("/checks", "{\"name\": ").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(err["error"].is_string());
+    let (status, err) = app.post_raw("/checks", "[1, 2]").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(err["error"].is_string());
+    let huge = json!({"name": "x", "url": "http://a", "body": "y".repeat(300_000)});
+    let (status, err) = app.post("/checks", huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{err}");
+    assert!(err["error"].is_string());
+    let resp = app
+        .http
+        .post(format!("{}/checks", app.base))
+        .body(example().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, err) = app.get("/nowhere").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(err["error"].is_string());
+}
+
+#[tokio::test]
+async fn health_and_ready_answer() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.get("/health").await,
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    assert_eq!(
+        app.get("/ready").await,
+        (StatusCode::OK, json!({"status": "ready"}))
+    );
+}
+
+#[tokio::test]
+async fn ready_is_503_naming_the_service_that_is_down() {
+    let env = TestEnv::new().await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let pool = pulse_store::pg::pool(&env.database_url, 2).unwrap();
+    let queue = pulse_store::Queue::connect(&env.redis_url, &env.redis_prefix)
+        .await
+        .unwrap();
+    let results = pulse_store::ResultsStore::new(
+        &pulse_store::ClickHouseDsn::parse(&format!("http://127.0.0.1:{dead_port}/x")).unwrap(),
+    );
+    let state = pulse_server::api::AppState::new(&Services {
+        pool,
+        queue,
+        results,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, pulse_server::api::router(state))
+            .await
+            .unwrap()
+    });
+    let resp = reqwest::get(format!("http://{addr}/ready")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["down"], "clickhouse");
+    assert!(body["error"].as_str().unwrap().contains("clickhouse"));
+}
