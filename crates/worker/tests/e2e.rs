@@ -1,0 +1,382 @@
+//! End to end: real server, scheduler, workers, Postgres, Redis and
+//! ClickHouse, against local targets and webhook receivers.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{check, Stack};
+use pulse_testkit::{wait_until, Receiver, Target};
+use serde_json::json;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn a_one_second_check_runs_once_a_second_and_lands_in_clickhouse() {
+    let target = Target::start().await;
+    let stack = Stack::start(1).await;
+    let created = stack
+        .create(check("ok", &target.url("/ok"), json!({})))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "5 runs in clickhouse", || async {
+        stack.runs(&id).await.len() >= 5
+    })
+    .await;
+    let runs = stack.runs(&id).await;
+    // The first run is immediate: due at creation.
+    let created_at = chrono::DateTime::parse_from_rfc3339(created["created_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    assert!(runs[0].run_at_ms - created_at < 1500, "first run late");
+    // Consecutive slots, exactly 1 s apart, each run once, each started
+    // within a second of its due time.
+    for pair in runs.windows(2) {
+        assert_eq!(
+            pair[1].scheduled_at_ms - pair[0].scheduled_at_ms,
+            1000,
+            "{runs:?}"
+        );
+    }
+    for run in &runs {
+        assert_eq!(run.status, "success");
+        assert_eq!(run.status_code, 200);
+        let lag = run.run_at_ms - run.scheduled_at_ms;
+        assert!((0..1000).contains(&lag), "lag {lag} ms");
+    }
+    assert!(target.hits("/ok") >= runs.len());
+    let state = stack.get(&format!("/checks/{id}")).await;
+    assert_eq!(state["last_status"], "success");
+    assert_eq!(state["last_status_code"], 200);
+    let api_runs = stack.get(&format!("/checks/{id}/runs?limit=2")).await;
+    let api_runs = api_runs.as_array().unwrap();
+    assert_eq!(api_runs.len(), 2);
+    assert!(
+        api_runs[0]["run_at"].as_str() > api_runs[1]["run_at"].as_str(),
+        "newest first"
+    );
+}
+
+#[tokio::test]
+async fn one_failure_webhook_per_incident_then_a_recovery() {
+    let target = Target::start().await;
+    let hook = Receiver::start().await;
+    let stack = Stack::start(1).await;
+    target.set_toggle(500);
+    let created = stack
+        .create(check(
+            "flaky",
+            &target.url("/toggle"),
+            json!({"alert_threshold": 2, "webhook_url": hook.url()}),
+        ))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "failure webhook", || async {
+        !hook.received().is_empty()
+    })
+    .await;
+    // Keep failing well past the threshold: still one alert.
+    let fails_at_alert = stack.runs(&id).await.len();
+    wait_until(LIMIT, "three more failed runs", || async {
+        stack.runs(&id).await.len() >= fails_at_alert + 3
+    })
+    .await;
+    assert_eq!(hook.received().len(), 1, "{:?}", hook.received());
+    let failure = &hook.received()[0];
+    assert_eq!(failure["type"], "failure");
+    assert_eq!(failure["check_id"], id.as_str());
+    assert_eq!(failure["check_name"], "flaky");
+    assert_eq!(failure["status"], "fail");
+    assert_eq!(failure["consecutive_fails"], 2);
+    assert_eq!(failure["url"], target.url("/toggle"));
+    assert!(failure["error"].as_str().unwrap().contains("500"));
+    assert!(failure["timestamp"].is_string());
+    assert!(failure["alert_id"].is_string());
+
+    target.set_toggle(200);
+    wait_until(LIMIT, "recovery webhook", || async {
+        hook.received().len() >= 2
+    })
+    .await;
+    let recovery = &hook.received()[1];
+    assert_eq!(recovery["type"], "recovery");
+    assert_eq!(recovery["status"], "success");
+    // Stays recovered: no more alerts.
+    let runs_at_recovery = stack.runs(&id).await.len();
+    wait_until(LIMIT, "two more good runs", || async {
+        stack.runs(&id).await.len() >= runs_at_recovery + 2
+    })
+    .await;
+    assert_eq!(hook.received().len(), 2);
+
+    let alerts = stack.get(&format!("/checks/{id}/alerts")).await;
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(alerts[0]["type"], "recovery", "newest first");
+    assert_eq!(alerts[1]["type"], "failure");
+    for a in alerts {
+        assert_eq!(a["delivery_state"], "delivered");
+        assert_eq!(a["attempts"], 1);
+        assert_eq!(a["last_response_code"], 204);
+    }
+}
+
+#[tokio::test]
+async fn a_slow_webhook_does_not_hold_up_checks() {
+    // The webhook points at a listener that accepts and never answers.
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole = format!("http://{}/hook", black_hole.local_addr().unwrap());
+    let target = Target::start().await;
+    let stack = Stack::start(1).await;
+    let failing = stack
+        .create(check(
+            "down",
+            &target.url("/fail"),
+            json!({"alert_threshold": 1, "webhook_url": hole}),
+        ))
+        .await;
+    let healthy = stack
+        .create(check("up", &target.url("/ok"), json!({})))
+        .await;
+    let (f, h) = (
+        failing["id"].as_str().unwrap().to_string(),
+        healthy["id"].as_str().unwrap().to_string(),
+    );
+    wait_until(LIMIT, "both checks keep running", || async {
+        stack.runs(&f).await.len() >= 4 && stack.runs(&h).await.len() >= 4
+    })
+    .await;
+    let alerts = stack.get(&format!("/checks/{f}/alerts")).await;
+    assert_eq!(
+        alerts.as_array().unwrap().len(),
+        1,
+        "one incident, one alert"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_target_is_a_timeout_within_timeout_ms_plus_a_margin() {
+    let target = Target::start().await;
+    let stack = Stack::start(1).await;
+    let created = stack
+        .create(check(
+            "slow",
+            &target.url("/slow?ms=5000"),
+            json!({"timeout_ms": 500, "interval_seconds": 60}),
+        ))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "a run", || async {
+        !stack.runs(&id).await.is_empty()
+    })
+    .await;
+    let run = &stack.runs(&id).await[0];
+    assert_eq!(run.status, "timeout");
+    assert_eq!(run.failure_reason.as_deref(), Some("timeout"));
+    assert!(
+        (500..800).contains(&run.latency_ms),
+        "latency {}",
+        run.latency_ms
+    );
+    let state = stack.get(&format!("/checks/{id}")).await;
+    assert_eq!(state["last_status"], "timeout");
+    assert_eq!(state["consecutive_fails"], 1);
+}
+
+#[tokio::test]
+async fn body_contains_passes_and_fails_as_it_should() {
+    let target = Target::start().await;
+    let stack = Stack::start(1).await;
+    let good = stack
+        .create(check(
+            "good",
+            &target.url("/ok"),
+            json!({"body_contains": "healthy"}),
+        ))
+        .await;
+    let bad = stack
+        .create(check(
+            "bad",
+            &target.url("/ok"),
+            json!({"body_contains": "on fire"}),
+        ))
+        .await;
+    let (g, b) = (
+        good["id"].as_str().unwrap().to_string(),
+        bad["id"].as_str().unwrap().to_string(),
+    );
+    wait_until(LIMIT, "runs of both", || async {
+        !stack.runs(&g).await.is_empty() && !stack.runs(&b).await.is_empty()
+    })
+    .await;
+    assert_eq!(stack.runs(&g).await[0].status, "success");
+    let bad_run = &stack.runs(&b).await[0];
+    assert_eq!(bad_run.status, "fail");
+    assert_eq!(bad_run.failure_reason.as_deref(), Some("body_mismatch"));
+    assert_eq!(bad_run.status_code, 200);
+}
+
+/// Asserts that no slot of each check ran twice or was skipped, and that the
+/// target saw one request per stored run (plus at most one in flight).
+async fn assert_each_slot_once(stack: &Stack, target: &Target, ids: &[(String, String)]) {
+    for (id, path) in ids {
+        let runs = stack.runs(id).await;
+        let slots: HashSet<i64> = runs.iter().map(|r| r.scheduled_at_ms).collect();
+        assert_eq!(slots.len(), runs.len(), "a slot ran twice for {id}");
+        // Every slot between the first and last ran (none missed).
+        let (first, last) = (
+            runs.first().unwrap().scheduled_at_ms,
+            runs.last().unwrap().scheduled_at_ms,
+        );
+        assert_eq!(
+            ((last - first) / 1000 + 1) as usize,
+            runs.len(),
+            "missed slots"
+        );
+        let hits = target.hits(path);
+        assert!(
+            hits == runs.len() || hits == runs.len() + 1,
+            "{hits} requests for {} stored runs",
+            runs.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_workers_and_two_schedulers_never_double_a_run() {
+    let target = Target::start().await;
+    let mut stack = Stack::start(2).await;
+    stack.add_server(true).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let path = format!("/hit/c{i}");
+        let c = stack
+            .create(check(&format!("c{i}"), &target.url(&path), json!({})))
+            .await;
+        ids.push((c["id"].as_str().unwrap().to_string(), path));
+    }
+    wait_until(LIMIT, "4 runs of every check", || async {
+        for (id, _) in &ids {
+            if stack.runs(id).await.len() < 4 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert_each_slot_once(&stack, &target, &ids).await;
+}
+
+#[tokio::test]
+async fn a_sigkilled_worker_does_not_stop_the_check() {
+    let target = Target::start().await;
+    let mut stack = Stack::start(0).await;
+    let mut victim = stack.spawn_worker_process();
+    let created = stack
+        .create(check(
+            "survivor",
+            &target.url("/slow?ms=1500"),
+            json!({"timeout_ms": 2000, "interval_seconds": 60}),
+        ))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "the run to start in the victim", || async {
+        target.hits("/slow") == 1
+    })
+    .await;
+    victim.start_kill().unwrap(); // SIGKILL
+    victim.wait().await.unwrap();
+    let killed_at = std::time::Instant::now();
+    assert!(
+        stack.runs(&id).await.is_empty(),
+        "the killed run recorded nothing"
+    );
+    stack.add_worker().await;
+    wait_until(
+        LIMIT,
+        "the interrupted run to complete elsewhere",
+        || async { !stack.runs(&id).await.is_empty() },
+    )
+    .await;
+    let recovered_in = killed_at.elapsed();
+    let runs = stack.runs(&id).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "success");
+    assert_eq!(
+        runs[0].scheduled_at_ms,
+        chrono::DateTime::parse_from_rfc3339(created["next_run_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis(),
+        "the same slot was re-run"
+    );
+    assert_eq!(target.hits("/slow"), 2, "one extra execution for the kill");
+    // Lease: timeout 2 s + margin 1 s from the start, plus the re-run.
+    assert!(recovered_in < Duration::from_secs(8), "{recovered_in:?}");
+    let state = stack.get(&format!("/checks/{id}")).await;
+    assert_eq!(state["last_status"], "success");
+}
+
+#[tokio::test]
+async fn deleted_and_disabled_checks_stop_running() {
+    let target = Target::start().await;
+    let stack = Stack::start(1).await;
+    let del = stack
+        .create(check("del", &target.url("/hit/del"), json!({})))
+        .await;
+    let off = stack
+        .create(check("off", &target.url("/hit/off"), json!({})))
+        .await;
+    let (d, o) = (
+        del["id"].as_str().unwrap().to_string(),
+        off["id"].as_str().unwrap().to_string(),
+    );
+    wait_until(LIMIT, "two runs each", || async {
+        stack.runs(&d).await.len() >= 2 && stack.runs(&o).await.len() >= 2
+    })
+    .await;
+    stack.delete(&d).await;
+    stack.patch(&o, json!({"enabled": false})).await;
+    let (hd, ho) = (target.hits("/hit/del"), target.hits("/hit/off"));
+    // Three more intervals of a control check prove time has passed.
+    let control = stack
+        .create(check("control", &target.url("/hit/control"), json!({})))
+        .await;
+    let c = control["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "three control runs", || async {
+        stack.runs(&c).await.len() >= 3
+    })
+    .await;
+    assert!(
+        target.hits("/hit/del") <= hd + 1,
+        "deleted check kept running"
+    );
+    assert!(
+        target.hits("/hit/off") <= ho + 1,
+        "disabled check kept running"
+    );
+    // Re-enabled, it runs again.
+    let before = target.hits("/hit/off");
+    stack.patch(&o, json!({"enabled": true})).await;
+    wait_until(LIMIT, "re-enabled check to run", || async {
+        target.hits("/hit/off") > before
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_worker_serves_health_and_ready() {
+    let mut stack = Stack::start(0).await;
+    let (port, _stop) = stack.add_worker().await;
+    let health: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health, json!({"status": "ok"}));
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/ready"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
