@@ -129,6 +129,10 @@ ENV
 
 stop() {
   local dir=$1
+  # The postmaster's own pid (runuser's pid may not pass signals on).
+  if [[ -f $dir/pg/data/postmaster.pid ]]; then
+    head -1 "$dir/pg/data/postmaster.pid" >"$dir/pg.pid"
+  fi
   for svc in ch redis pg; do
     local pidfile="$dir/$svc.pid"
     [[ -f $pidfile ]] || continue
