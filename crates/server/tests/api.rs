@@ -347,3 +347,53 @@ async fn ready_is_503_naming_the_service_that_is_down() {
     assert_eq!(body["down"], "clickhouse");
     assert!(body["error"].as_str().unwrap().contains("clickhouse"));
 }
+
+#[tokio::test]
+async fn two_servers_starting_together_both_migrate_cleanly() {
+    let env = TestEnv::new().await;
+    let settings = || {
+        let services = ServiceSettings::new(
+            &env.database_url,
+            &env.redis_url,
+            &env.clickhouse_dsn,
+            &env.redis_prefix,
+        )
+        .unwrap();
+        Settings::with_services(services)
+    };
+    let stop = CancellationToken::new();
+    let (a, b) = tokio::join!(
+        Application::build(settings(), &stop),
+        Application::build(settings(), &stop)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_ne!(a.port(), b.port());
+    // Both see the same, complete schema.
+    let client = reqwest::Client::new();
+    let base_a = format!("http://127.0.0.1:{}", a.port());
+    let base_b = format!("http://127.0.0.1:{}", b.port());
+    tokio::spawn(a.run(stop.clone()));
+    tokio::spawn(b.run(stop.clone()));
+    let created: Value = client
+        .post(format!("{base_a}/checks"))
+        .json(&example())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let read: Value = client
+        .get(format!(
+            "{base_b}/checks/{}",
+            created["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["id"], created["id"]);
+    stop.cancel();
+}

@@ -380,3 +380,39 @@ async fn the_worker_serves_health_and_ready() {
         .unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+#[tokio::test]
+async fn sigterm_lets_the_run_in_flight_finish_flushes_and_exits_zero() {
+    let target = Target::start().await;
+    let stack = Stack::start(0).await;
+    let mut worker = stack.spawn_worker_process();
+    let created = stack
+        .create(check(
+            "drain",
+            &target.url("/slow?ms=1000"),
+            json!({"timeout_ms": 3000, "interval_seconds": 60}),
+        ))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "the run to start", || async {
+        target.hits("/slow") == 1
+    })
+    .await;
+    let pid = worker.id().unwrap().to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), worker.wait())
+        .await
+        .expect("worker exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    // The in-flight run was finished and its result flushed before exit.
+    let runs = stack.runs(&id).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, "success");
+    assert_eq!(target.hits("/slow"), 1);
+}
