@@ -29,9 +29,6 @@ impl Application {
         let services = Services::connect(&settings.services, shutdown)
             .await
             .context("connecting to services")?;
-        pulse_store::pg::migrate(&services.pool)
-            .await
-            .context("applying postgres migrations")?;
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .await
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;

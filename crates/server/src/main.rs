@@ -1,6 +1,5 @@
 use anyhow::Context;
 use pulse_server::{Application, Settings};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -8,13 +7,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env().context("reading settings")?;
     pulse_store::runtime::init_tracing(&settings.services.log_format);
     tracing::info!(?settings, "starting server");
-    let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        pulse_store::runtime::shutdown_signal().await;
-        tracing::info!("shutdown signal received");
-        signal.cancel();
-    });
+    let shutdown = pulse_store::runtime::shutdown_on_signal();
     let app = Application::build(settings, &shutdown).await?;
     app.run(shutdown).await
 }

@@ -93,6 +93,18 @@ where
     }
 }
 
+/// A token cancelled on the first SIGTERM or Ctrl-C.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let signal = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received");
+        signal.cancel();
+    });
+    token
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -187,14 +199,17 @@ pub struct Services {
 pub const STARTUP_LIMIT: Duration = Duration::from_secs(60);
 
 impl Services {
-    /// Connects, waiting up to [`STARTUP_LIMIT`] for each service, and makes
-    /// sure the ClickHouse table exists.
+    /// Connects, waiting up to [`STARTUP_LIMIT`] for each service, applies
+    /// the Postgres migrations and makes sure the ClickHouse table exists.
+    /// Both server and worker do this: sqlx's advisory lock and `IF NOT
+    /// EXISTS` make it safe when several start together.
     pub async fn connect(
         settings: &ServiceSettings,
         shutdown: &CancellationToken,
     ) -> Result<Services, StoreError> {
         let pool = pg::pool(&settings.database_url, settings.database_max_connections)?;
         retry_start("postgres", STARTUP_LIMIT, shutdown, || pg::ping(&pool)).await?;
+        pg::migrate(&pool).await?;
         let queue = retry_start("redis", STARTUP_LIMIT, shutdown, || {
             Queue::connect(&settings.redis_url, &settings.redis_prefix)
         })

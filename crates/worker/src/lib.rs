@@ -40,11 +40,6 @@ impl Worker {
         let services = Services::connect(&settings.services, shutdown)
             .await
             .context("connecting to services")?;
-        // The server applies migrations too; sqlx's advisory lock makes
-        // this safe, and a worker started first still finds its tables.
-        pulse_store::pg::migrate(&services.pool)
-            .await
-            .context("applying postgres migrations")?;
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .await
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use pulse_core::{AlertKind, Check, CheckSpec, IncidentState, Job, RunOutcome};
+use sqlx::postgres::PgArguments;
 use sqlx::types::Json;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
@@ -129,24 +130,11 @@ impl From<ClaimRow> for Job {
     }
 }
 
-impl CheckStore {
-    pub fn new(pool: PgPool) -> CheckStore {
-        CheckStore { pool }
-    }
+type CheckQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, CheckRow, PgArguments>;
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// Stores a new check, due at once.
-    pub async fn create(&self, spec: &CheckSpec) -> Result<Check> {
-        let row: CheckRow = sqlx::query_as(&format!(
-            "INSERT INTO checks (id, name, url, method, headers, body, expected_status, body_contains, \
-             interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, next_run_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now()) \
-             RETURNING {CHECK_COLUMNS}"
-        ))
-        .bind(Uuid::new_v4())
+/// Binds a spec's fields as parameters `$2` to `$13`, in column order.
+fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
+    query
         .bind(&spec.name)
         .bind(&spec.url)
         .bind(&spec.method)
@@ -159,8 +147,27 @@ impl CheckStore {
         .bind(spec.alert_threshold)
         .bind(&spec.webhook_url)
         .bind(spec.enabled)
-        .fetch_one(&self.pool)
-        .await?;
+}
+
+impl CheckStore {
+    pub fn new(pool: PgPool) -> CheckStore {
+        CheckStore { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Stores a new check, due at once.
+    pub async fn create(&self, spec: &CheckSpec) -> Result<Check> {
+        let sql = format!(
+            "INSERT INTO checks (id, name, url, method, headers, body, expected_status, body_contains, \
+             interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, next_run_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now()) \
+             RETURNING {CHECK_COLUMNS}"
+        );
+        let query = sqlx::query_as(&sql).bind(Uuid::new_v4());
+        let row: CheckRow = bind_spec(query, spec).fetch_one(&self.pool).await?;
         Ok(row.into())
     }
 
@@ -197,29 +204,16 @@ impl CheckStore {
     /// in to at most one new interval from now; a longer one applies after
     /// the run already scheduled.
     pub async fn update(&self, id: Uuid, spec: &CheckSpec) -> Result<Check> {
-        let row: Option<CheckRow> = sqlx::query_as(&format!(
+        let sql = format!(
             "UPDATE checks SET name = $2, url = $3, method = $4, headers = $5, body = $6, \
              expected_status = $7, body_contains = $8, interval_seconds = $9, timeout_ms = $10, \
              alert_threshold = $11, webhook_url = $12, enabled = $13, \
              next_run_at = LEAST(next_run_at, now() + $9 * interval '1 second'), \
              updated_at = now() \
              WHERE id = $1 AND deleted_at IS NULL RETURNING {CHECK_COLUMNS}"
-        ))
-        .bind(id)
-        .bind(&spec.name)
-        .bind(&spec.url)
-        .bind(&spec.method)
-        .bind(Json(&spec.headers))
-        .bind(&spec.body)
-        .bind(spec.expected_status as i32)
-        .bind(&spec.body_contains)
-        .bind(spec.interval_seconds)
-        .bind(spec.timeout_ms)
-        .bind(spec.alert_threshold)
-        .bind(&spec.webhook_url)
-        .bind(spec.enabled)
-        .fetch_optional(&self.pool)
-        .await?;
+        );
+        let query = sqlx::query_as(&sql).bind(id);
+        let row: Option<CheckRow> = bind_spec(query, spec).fetch_optional(&self.pool).await?;
         row.map(Into::into).ok_or(StoreError::NotFound)
     }
 
