@@ -64,10 +64,13 @@ start() {
   mkdir -p "$dir/pg"
   [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$dir/pg"
   as_pg "$bindir/initdb" -D "$dir/pg/data" -U postgres -A trust --no-sync >"$dir/pg/initdb.log" 2>&1
+  # Tests trade durability for speed; PULSE_PG_DURABLE=1 (the benchmark)
+  # keeps Postgres's durable defaults (fsync, synchronous commit).
+  local fast=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
+  [[ ${PULSE_PG_DURABLE:-0} == 1 ]] && fast=()
   as_pg "$bindir/postgres" -D "$dir/pg/data" -p "$pg_port" -k "$dir/pg" \
-    -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off \
-    -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=128MB \
-    >"$dir/pg/server.log" 2>&1 &
+    -c listen_addresses=127.0.0.1 -c max_connections=500 -c shared_buffers=128MB \
+    "${fast[@]}" >"$dir/pg/server.log" 2>&1 &
   echo $! >"$dir/pg.pid"
 
   # Redis

@@ -8,5 +8,5 @@ pub mod run;
 
 pub use alert::{AlertKind, AlertPayload, IncidentState};
 pub use check::{Check, CheckInput, CheckSpec, ValidationError};
-pub use job::Job;
+pub use job::{Job, JobCheck};
 pub use run::{FailureReason, RunOutcome, RunStatus};

@@ -77,6 +77,7 @@ impl Queue {
         let blocking = ConnectionManager::new_with_config(client, manager_config()).await?;
         Ok(Consumer {
             blocking,
+            move_many: redis::Script::new(MOVE_MANY),
             handle: ConsumerHandle {
                 queue: self.clone(),
                 worker_id: worker_id.to_string(),
@@ -89,17 +90,32 @@ impl Queue {
 /// The worker side of the queue: takes jobs.
 pub struct Consumer {
     blocking: ConnectionManager,
+    move_many: redis::Script,
     handle: ConsumerHandle,
 }
+
+/// Moves up to ARGV[1] entries from the queue to a processing list,
+/// atomically, returning them.
+const MOVE_MANY: &str = r"
+local out = {}
+for i = 1, tonumber(ARGV[1]) do
+  local v = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not v then break end
+  out[#out + 1] = v
+end
+return out
+";
 
 /// Seconds a heartbeat lives; a worker refreshes it several times as often.
 pub const HEARTBEAT_TTL_SECS: u64 = 15;
 
 impl Consumer {
-    /// Waits up to `wait` for a job and moves it into this worker's
-    /// processing list. Returns the raw entry (to `ack` later).
-    pub async fn take(&mut self, wait: Duration) -> Result<Option<String>> {
-        let raw: Option<String> = redis::cmd("BLMOVE")
+    /// Waits up to `wait` for a job, then takes up to `max` in all, moving
+    /// each atomically into this worker's processing list (one blocking
+    /// `BLMOVE`, then one script call for the rest). Returns the raw
+    /// entries, to `ack` when done.
+    pub async fn take(&mut self, max: usize, wait: Duration) -> Result<Vec<String>> {
+        let first: Option<String> = redis::cmd("BLMOVE")
             .arg(self.handle.queue.queue_key())
             .arg(&self.handle.processing_key)
             .arg("RIGHT")
@@ -107,7 +123,21 @@ impl Consumer {
             .arg(wait.as_secs_f64())
             .query_async(&mut self.blocking)
             .await?;
-        Ok(raw)
+        let Some(first) = first else {
+            return Ok(Vec::new());
+        };
+        let mut jobs = vec![first];
+        if max > 1 {
+            let more: Vec<String> = self
+                .move_many
+                .key(self.handle.queue.queue_key())
+                .key(&self.handle.processing_key)
+                .arg(max - 1)
+                .invoke_async(&mut self.blocking)
+                .await?;
+            jobs.extend(more);
+        }
+        Ok(jobs)
     }
 
     pub fn handle(&self) -> ConsumerHandle {
@@ -125,10 +155,17 @@ pub struct ConsumerHandle {
 }
 
 impl ConsumerHandle {
-    /// Removes a finished job from the processing list.
-    pub async fn ack(&self, raw: &str) -> Result<()> {
+    /// Removes finished jobs from the processing list, in one round trip.
+    pub async fn ack(&self, raws: &[String]) -> Result<()> {
+        if raws.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for raw in raws {
+            pipe.lrem(&self.processing_key, 1, raw).ignore();
+        }
         let mut conn = self.queue.conn.clone();
-        let _: i64 = conn.lrem(&self.processing_key, 1, raw).await?;
+        let _: () = pipe.query_async(&mut conn).await?;
         Ok(())
     }
 

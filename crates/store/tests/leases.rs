@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 use pulse_core::{CheckInput, IncidentState, Job, RunOutcome};
+use pulse_store::pg::checks::{Finish, NewAlert};
 use pulse_store::{pg, CheckStore};
 use pulse_testkit::TestEnv;
 use serde_json::json;
@@ -98,17 +99,16 @@ async fn a_leased_check_is_not_claimed_again_until_the_lease_expires() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].slot_ms, first[0].slot_ms);
     assert_ne!(again[0].token, first[0].token);
-    // The old token no longer starts a run.
+    // The old token can no longer write; the new one can.
     assert!(store
-        .start_run(&first[0], Uuid::new_v4(), 0)
+        .finish_batch(&[finish(&first[0])])
         .await
         .unwrap()
-        .is_none());
-    assert!(store
-        .start_run(&again[0], Uuid::new_v4(), 0)
-        .await
-        .unwrap()
-        .is_some());
+        .is_empty());
+    assert_eq!(
+        store.finish_batch(&[finish(&again[0])]).await.unwrap(),
+        vec![id]
+    );
 }
 
 #[tokio::test]
@@ -140,43 +140,89 @@ fn outcome() -> RunOutcome {
     RunOutcome::judge(Utc::now(), 3, 200, 200, None, b"")
 }
 
+fn finish(job: &Job) -> Finish {
+    Finish {
+        check_id: job.check_id,
+        token: job.token,
+        outcome: outcome(),
+        state: IncidentState::default(),
+        alert: None,
+    }
+}
+
 #[tokio::test]
-async fn a_run_token_starts_one_run_and_fences_the_state_write() {
+async fn the_claim_hands_over_the_check_and_its_alert_state() {
     let store = store().await;
     let id = check(&store, 60).await;
-    let job: Job = store.claim_due(10, 1000).await.unwrap()[0];
-    let run = Uuid::new_v4();
-    let started = store.start_run(&job, run, 1000).await.unwrap();
-    assert_eq!(started.unwrap().id, id);
-    // The same job again (a duplicate in the queue) does not start.
+    let job = &store.claim_due(10, 1000).await.unwrap()[0];
+    assert_eq!(job.check_id, id);
+    assert_eq!(job.check.url, "http://127.0.0.1:9/");
+    assert_eq!(job.check.timeout_ms, 10_000);
+    assert_eq!(job.check.consecutive_fails, 0);
+    // Lease: timeout 10 s + margin 1 s from the claim.
+    let lease = job.lease_expires_ms - Utc::now().timestamp_millis();
+    assert!((10_000..=11_000).contains(&lease), "lease {lease} ms");
+}
+
+#[tokio::test]
+async fn the_state_write_is_fenced_by_the_lease_token() {
+    let store = store().await;
+    let id = check(&store, 60).await;
+    let job: Job = store.claim_due(10, 1000).await.unwrap()[0].clone();
+    // A writer without the lease cannot write state.
+    let mut stranger = finish(&job);
+    stranger.token = Uuid::new_v4();
+    assert!(store.finish_batch(&[stranger]).await.unwrap().is_empty());
+    assert_eq!(store.get(id).await.unwrap().last_status, "unknown");
+    // The holder can, once: the write releases the lease.
+    assert_eq!(store.finish_batch(&[finish(&job)]).await.unwrap(), vec![id]);
     assert!(store
-        .start_run(&job, Uuid::new_v4(), 1000)
+        .finish_batch(&[finish(&job)])
         .await
         .unwrap()
-        .is_none());
-    // A writer without the lease cannot write state.
-    let state = IncidentState::default();
-    assert!(!store
-        .finish_run(id, Uuid::new_v4(), &outcome(), state, None)
-        .await
-        .unwrap());
-    assert_eq!(store.get(id).await.unwrap().last_status, "unknown");
-    // The holder can, once.
-    assert!(store
-        .finish_run(id, run, &outcome(), state, None)
-        .await
-        .unwrap());
-    assert!(!store
-        .finish_run(id, run, &outcome(), state, None)
-        .await
-        .unwrap());
+        .is_empty());
     let check = store.get(id).await.unwrap();
     assert_eq!(check.last_status, "success");
     assert_eq!(check.last_status_code, Some(200));
 }
 
 #[tokio::test]
-async fn deleted_and_disabled_checks_are_not_claimed_or_started() {
+async fn a_batch_writes_each_run_and_its_alert_atomically() {
+    let store = store().await;
+    let a = check(&store, 60).await;
+    let b = check(&store, 60).await;
+    let jobs = store.claim_due(10, 1000).await.unwrap();
+    let mut runs: Vec<Finish> = jobs.iter().map(finish).collect();
+    let failing = runs.iter_mut().find(|r| r.check_id == a).unwrap();
+    failing.outcome = RunOutcome::judge(Utc::now(), 3, 500, 200, None, b"");
+    failing.state = IncidentState {
+        consecutive_fails: 1,
+        incident_open: true,
+    };
+    failing.alert = Some(NewAlert {
+        id: Uuid::new_v4(),
+        kind: pulse_core::AlertKind::Failure,
+        payload: json!({"type": "failure"}),
+        webhook_url: None,
+    });
+    let mut written = store.finish_batch(&runs).await.unwrap();
+    written.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(written, want);
+    assert_eq!(store.get(a).await.unwrap().consecutive_fails, 1);
+    assert_eq!(store.get(b).await.unwrap().last_status, "success");
+    let alerts = pulse_store::AlertStore::new(store.pool().clone())
+        .for_check(a, 10)
+        .await
+        .unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, "failure");
+    assert_eq!(alerts[0].delivery_state, "skipped", "no webhook configured");
+}
+
+#[tokio::test]
+async fn deleted_and_disabled_checks_are_not_claimed_and_deleted_ones_not_written() {
     let store = store().await;
     let gone = check(&store, 1).await;
     let paused = check(&store, 1).await;
@@ -186,13 +232,12 @@ async fn deleted_and_disabled_checks_are_not_claimed_or_started() {
     let mut spec = store.get(paused).await.unwrap().spec;
     spec.enabled = false;
     store.update(paused, &spec).await.unwrap();
-    for j in &job {
-        assert!(store
-            .start_run(j, Uuid::new_v4(), 0)
-            .await
-            .unwrap()
-            .is_none());
-    }
+    let gone_job = job.iter().find(|j| j.check_id == gone).unwrap();
+    assert!(store
+        .finish_batch(&[finish(gone_job)])
+        .await
+        .unwrap()
+        .is_empty());
     sqlx::query("UPDATE checks SET lease_token = NULL, next_run_at = now() - interval '1 second'")
         .execute(store.pool())
         .await

@@ -5,6 +5,7 @@
 //! webhooks from the outbox. Serves `/health` and `/ready` on its own port.
 
 pub mod alerter;
+pub mod finisher;
 mod health;
 pub mod runner;
 pub mod settings;
@@ -23,9 +24,13 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use finisher::Finisher;
 pub use runner::{process_one, Processed, RunContext};
 pub use settings::Settings;
 use writer::{Writer, WriterStats};
+
+/// Most jobs taken from Redis in one round trip.
+const TAKE_BATCH: usize = 64;
 
 pub struct Worker {
     settings: Settings,
@@ -87,14 +92,6 @@ impl Worker {
             self.services.clone(),
             background.clone(),
         ));
-        let ctx = RunContext {
-            worker_id: s.worker_id.clone(),
-            checks,
-            checker: Checker::new(s.body_limit)?,
-            results: tx,
-            alerter,
-            lease_margin_ms: s.lease_margin_ms,
-        };
         let mut consumer = loop {
             match self
                 .services
@@ -111,6 +108,22 @@ impl Worker {
             }
         };
         let handle = consumer.handle();
+        let (done_tx, done_rx) = mpsc::channel(s.concurrency * 2);
+        let finisher = tokio::spawn(
+            Finisher {
+                worker_id: s.worker_id.clone(),
+                checks,
+                queue: handle.clone(),
+                results: tx,
+                alerter,
+            }
+            .run(done_rx),
+        );
+        let ctx = RunContext {
+            checker: Checker::new(s.body_limit)?,
+            done: done_tx,
+            start_margin_ms: s.lease_margin_ms / 2,
+        };
         let heartbeat = tokio::spawn(heartbeat(handle.clone(), background.clone()));
         tracing::info!(worker_id = %s.worker_id, concurrency = s.concurrency, health = %self.addr, "worker started");
 
@@ -118,35 +131,37 @@ impl Worker {
         let mut running = JoinSet::new();
         loop {
             while running.try_join_next().is_some() {}
-            let permit = tokio::select! {
-                p = slots.clone().acquire_owned() => p?,
+            // Wait for one free slot, then take as many jobs as there are
+            // free slots (up to TAKE_BATCH) in one go.
+            let mut permits = tokio::select! {
+                p = slots.clone().acquire_many_owned(1) => p?,
                 _ = shutdown.cancelled() => break,
             };
+            let extra = slots.available_permits().min(TAKE_BATCH - 1) as u32;
+            if extra > 0 {
+                if let Ok(more) = slots.clone().try_acquire_many_owned(extra) {
+                    permits.merge(more);
+                }
+            }
             let taken = tokio::select! {
-                r = consumer.take(Duration::from_secs(1)) => r,
+                r = consumer.take(permits.num_permits(), Duration::from_secs(1)) => r,
                 _ = shutdown.cancelled() => break,
             };
             match taken {
-                Ok(Some(raw)) => {
-                    let ctx = ctx.clone();
-                    let handle = handle.clone();
-                    running.spawn(async move {
-                        match process_one(&ctx, &raw).await {
-                            Ok(_) => {
-                                if let Err(e) = handle.ack(&raw).await {
-                                    tracing::warn!(error = %e, "ack failed");
-                                }
-                            }
-                            // Left in the processing list; the lease expires
-                            // and the scheduler re-queues the run.
-                            Err(e) => tracing::warn!(error = %e, "run failed on our side"),
-                        }
-                        drop(permit);
-                    });
+                Ok(jobs) => {
+                    for raw in jobs {
+                        let Some(permit) = permits.split(1) else {
+                            break;
+                        };
+                        let ctx = ctx.clone();
+                        running.spawn(async move {
+                            process_one(&ctx, raw).await;
+                            drop(permit);
+                        });
+                    }
                 }
-                Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "taking a job failed");
+                    tracing::warn!(error = %e, "taking jobs failed");
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                         _ = shutdown.cancelled() => break,
@@ -168,6 +183,7 @@ impl Worker {
             running.abort_all();
         }
         drop(ctx);
+        let _ = finisher.await;
         let _ = writer.await;
         if let Err(e) = handle.retire().await {
             tracing::warn!(error = %e, "retiring from queue failed");

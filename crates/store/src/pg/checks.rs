@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use pulse_core::{AlertKind, Check, CheckSpec, IncidentState, Job, RunOutcome};
+use pulse_core::{AlertKind, Check, CheckSpec, IncidentState, Job, JobCheck, RunOutcome};
 use sqlx::postgres::PgArguments;
 use sqlx::types::Json;
 use sqlx::{FromRow, PgPool};
@@ -78,34 +78,8 @@ impl From<CheckRow> for Check {
     }
 }
 
-/// What a worker needs to run a check, returned by [`CheckStore::start_run`].
-#[derive(Debug, Clone, FromRow)]
-pub struct RunnableCheck {
-    pub id: Uuid,
-    pub name: String,
-    pub url: String,
-    pub method: String,
-    pub headers: Json<BTreeMap<String, String>>,
-    pub body: Option<String>,
-    pub expected_status: i32,
-    pub body_contains: Option<String>,
-    pub timeout_ms: i32,
-    pub alert_threshold: i32,
-    pub webhook_url: Option<String>,
-    pub consecutive_fails: i32,
-    pub incident_open: bool,
-}
-
-impl RunnableCheck {
-    pub fn incident_state(&self) -> IncidentState {
-        IncidentState {
-            consecutive_fails: self.consecutive_fails,
-            incident_open: self.incident_open,
-        }
-    }
-}
-
 /// An alert to record together with a run's state write.
+#[derive(Debug, Clone)]
 pub struct NewAlert {
     pub id: Uuid,
     pub kind: AlertKind,
@@ -113,11 +87,34 @@ pub struct NewAlert {
     pub webhook_url: Option<String>,
 }
 
+/// A finished run's state write, fenced by its lease token.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub check_id: Uuid,
+    pub token: Uuid,
+    pub outcome: RunOutcome,
+    pub state: IncidentState,
+    pub alert: Option<NewAlert>,
+}
+
 #[derive(FromRow)]
 struct ClaimRow {
     id: Uuid,
     lease_token: Uuid,
     lease_slot: DateTime<Utc>,
+    lease_expires_at: DateTime<Utc>,
+    name: String,
+    url: String,
+    method: String,
+    headers: Json<BTreeMap<String, String>>,
+    body: Option<String>,
+    expected_status: i32,
+    body_contains: Option<String>,
+    timeout_ms: i32,
+    alert_threshold: i32,
+    webhook_url: Option<String>,
+    consecutive_fails: i32,
+    incident_open: bool,
 }
 
 impl From<ClaimRow> for Job {
@@ -126,9 +123,43 @@ impl From<ClaimRow> for Job {
             check_id: r.id,
             token: r.lease_token,
             slot_ms: r.lease_slot.timestamp_millis(),
+            lease_expires_ms: r.lease_expires_at.timestamp_millis(),
+            check: JobCheck {
+                name: r.name,
+                url: r.url,
+                method: r.method,
+                headers: r.headers.0,
+                body: r.body,
+                expected_status: r.expected_status as u16,
+                body_contains: r.body_contains,
+                timeout_ms: r.timeout_ms,
+                alert_threshold: r.alert_threshold,
+                webhook_url: r.webhook_url,
+                consecutive_fails: r.consecutive_fails,
+                incident_open: r.incident_open,
+            },
         }
     }
 }
+
+/// What a claim returns: the lease and everything a worker needs.
+const CLAIM_RETURNING: &str = "RETURNING c.id, c.lease_token, c.lease_slot, c.lease_expires_at, \
+    c.name, c.url, c.method, c.headers, c.body, c.expected_status, c.body_contains, c.timeout_ms, \
+    c.alert_threshold, c.webhook_url, c.consecutive_fails, c.incident_open";
+
+/// The scheduler's claim statement (`$1` batch size, `$2` lease margin in
+/// ms). Public so the benchmark can show its plan.
+pub const CLAIM_DUE_SQL: &str = "WITH due AS ( \
+        SELECT id FROM checks \
+        WHERE enabled AND deleted_at IS NULL AND lease_token IS NULL AND next_run_at <= now() \
+        ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+     UPDATE checks c SET \
+        lease_token = gen_random_uuid(), \
+        lease_slot = c.next_run_at, \
+        lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000), \
+        next_run_at = c.next_run_at + make_interval(secs => (c.interval_seconds * \
+            (floor(extract(epoch FROM (now() - c.next_run_at)) / c.interval_seconds) + 1))::float8) \
+     FROM due WHERE c.id = due.id ";
 
 type CheckQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, CheckRow, PgArguments>;
 
@@ -238,24 +269,11 @@ impl CheckStore {
     /// by another scheduler are skipped, so concurrent schedulers never
     /// claim one slot twice.
     pub async fn claim_due(&self, limit: i64, lease_margin_ms: i64) -> Result<Vec<Job>> {
-        let rows: Vec<ClaimRow> = sqlx::query_as(
-            "WITH due AS ( \
-                SELECT id FROM checks \
-                WHERE enabled AND deleted_at IS NULL AND lease_token IS NULL AND next_run_at <= now() \
-                ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             UPDATE checks c SET \
-                lease_token = gen_random_uuid(), \
-                lease_slot = c.next_run_at, \
-                lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000), \
-                next_run_at = c.next_run_at + make_interval(secs => (c.interval_seconds * \
-                    (floor(extract(epoch FROM (now() - c.next_run_at)) / c.interval_seconds) + 1))::float8) \
-             FROM due WHERE c.id = due.id \
-             RETURNING c.id, c.lease_token, c.lease_slot",
-        )
-        .bind(limit)
-        .bind(lease_margin_ms)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<ClaimRow> = sqlx::query_as(&format!("{CLAIM_DUE_SQL}{CLAIM_RETURNING}"))
+            .bind(limit)
+            .bind(lease_margin_ms)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -263,7 +281,7 @@ impl CheckStore {
     /// the same slot, under a fresh token, so the old holder's late write is
     /// refused.
     pub async fn reclaim_expired(&self, limit: i64, lease_margin_ms: i64) -> Result<Vec<Job>> {
-        let rows: Vec<ClaimRow> = sqlx::query_as(
+        let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
             "WITH stale AS ( \
                 SELECT id FROM checks \
                 WHERE lease_token IS NOT NULL AND lease_expires_at <= now() \
@@ -272,9 +290,8 @@ impl CheckStore {
              UPDATE checks c SET \
                 lease_token = gen_random_uuid(), \
                 lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000) \
-             FROM stale WHERE c.id = stale.id \
-             RETURNING c.id, c.lease_token, c.lease_slot",
-        )
+             FROM stale WHERE c.id = stale.id {CLAIM_RETURNING}"
+        ))
         .bind(limit)
         .bind(lease_margin_ms)
         .fetch_all(&self.pool)
@@ -282,71 +299,75 @@ impl CheckStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// A worker starts a queued run: swaps the claim's token for its own
-    /// `run_token` and extends the lease from now, returning the check. None
-    /// when the job is stale (token already used or replaced) or the check
-    /// was deleted or disabled. One token starts at most one run.
-    pub async fn start_run(
-        &self,
-        job: &Job,
-        run_token: Uuid,
-        lease_margin_ms: i64,
-    ) -> Result<Option<RunnableCheck>> {
-        Ok(sqlx::query_as(
-            "UPDATE checks SET lease_token = $3, \
-                lease_expires_at = now() + make_interval(secs => (timeout_ms + $4)::float8 / 1000) \
-             WHERE id = $1 AND lease_token = $2 AND enabled AND deleted_at IS NULL \
-             RETURNING id, name, url, method, headers, body, expected_status, body_contains, \
-                timeout_ms, alert_threshold, webhook_url, consecutive_fails, incident_open",
-        )
-        .bind(job.check_id)
-        .bind(job.token)
-        .bind(run_token)
-        .bind(lease_margin_ms)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    /// Writes a finished run's state and releases the lease, fenced by the
-    /// run token, and records `alert` in the same statement. Returns false
-    /// (and writes nothing) when the lease was lost to another run.
-    pub async fn finish_run(
-        &self,
-        check_id: Uuid,
-        run_token: Uuid,
-        outcome: &RunOutcome,
-        state: IncidentState,
-        alert: Option<&NewAlert>,
-    ) -> Result<bool> {
-        let (updated,): (bool,) = sqlx::query_as(
-            "WITH upd AS ( \
-                UPDATE checks SET last_status = $3, last_run_at = $4, last_latency_ms = $5, \
-                    last_status_code = $6, last_error = $7, consecutive_fails = $8, \
-                    incident_open = $9, lease_token = NULL, lease_slot = NULL, lease_expires_at = NULL \
-                WHERE id = $1 AND lease_token = $2 AND deleted_at IS NULL RETURNING id), \
+    /// Writes finished runs' state and releases their leases, each fenced
+    /// by its lease token, and records their alerts, all in one statement.
+    /// Returns the ids of the checks written; a run whose lease was lost
+    /// (re-issued after expiry, or the check deleted) writes nothing.
+    pub async fn finish_batch(&self, runs: &[Finish]) -> Result<Vec<Uuid>> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let col = |f: &dyn Fn(&Finish) -> Option<String>| runs.iter().map(f).collect::<Vec<_>>();
+        let ids: Vec<Uuid> = runs.iter().map(|r| r.check_id).collect();
+        let tokens: Vec<Uuid> = runs.iter().map(|r| r.token).collect();
+        let statuses = col(&|r| Some(r.outcome.status.as_str().to_string()));
+        let run_at: Vec<DateTime<Utc>> = runs.iter().map(|r| r.outcome.started_at).collect();
+        let latency: Vec<i32> = runs.iter().map(|r| r.outcome.latency_ms as i32).collect();
+        let codes: Vec<Option<i32>> = runs
+            .iter()
+            .map(|r| r.outcome.status_code.map(i32::from))
+            .collect();
+        let errors = col(&|r| r.outcome.error.clone());
+        let fails: Vec<i32> = runs.iter().map(|r| r.state.consecutive_fails).collect();
+        let open: Vec<bool> = runs.iter().map(|r| r.state.incident_open).collect();
+        let alert_ids: Vec<Option<Uuid>> = runs
+            .iter()
+            .map(|r| r.alert.as_ref().map(|a| a.id))
+            .collect();
+        let kinds = col(&|r| r.alert.as_ref().map(|a| a.kind.as_str().to_string()));
+        let payloads: Vec<Option<serde_json::Value>> = runs
+            .iter()
+            .map(|r| r.alert.as_ref().map(|a| a.payload.clone()))
+            .collect();
+        let hooks = col(&|r| r.alert.as_ref().and_then(|a| a.webhook_url.clone()));
+        let written: Vec<(Uuid,)> = sqlx::query_as(
+            "WITH input AS ( \
+                SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], \
+                    $5::int[], $6::int[], $7::text[], $8::int[], $9::bool[], $10::uuid[], \
+                    $11::text[], $12::jsonb[], $13::text[]) \
+                AS t(id, token, status, run_at, latency, code, error, fails, open, alert_id, \
+                    alert_kind, payload, webhook_url)), \
+             upd AS ( \
+                UPDATE checks c SET last_status = i.status, last_run_at = i.run_at, \
+                    last_latency_ms = i.latency, last_status_code = i.code, last_error = i.error, \
+                    consecutive_fails = i.fails, incident_open = i.open, \
+                    lease_token = NULL, lease_slot = NULL, lease_expires_at = NULL \
+                FROM input i \
+                WHERE c.id = i.id AND c.lease_token = i.token AND c.deleted_at IS NULL \
+                RETURNING c.id), \
              ins AS ( \
                 INSERT INTO alerts (id, check_id, kind, status, error, consecutive_fails, payload, \
                     webhook_url, delivery_state) \
-                SELECT $10, upd.id, $11, $3, $7, $8, $12, $13, \
-                    CASE WHEN $13::text IS NULL THEN 'skipped' ELSE 'pending' END \
-                FROM upd WHERE $11::text IS NOT NULL RETURNING id) \
-             SELECT EXISTS (SELECT 1 FROM upd)",
+                SELECT i.alert_id, i.id, i.alert_kind, i.status, i.error, i.fails, i.payload, \
+                    i.webhook_url, CASE WHEN i.webhook_url IS NULL THEN 'skipped' ELSE 'pending' END \
+                FROM input i JOIN upd ON upd.id = i.id WHERE i.alert_kind IS NOT NULL) \
+             SELECT id FROM upd",
         )
-        .bind(check_id)
-        .bind(run_token)
-        .bind(outcome.status.as_str())
-        .bind(outcome.started_at)
-        .bind(outcome.latency_ms as i32)
-        .bind(outcome.status_code.map(i32::from))
-        .bind(&outcome.error)
-        .bind(state.consecutive_fails)
-        .bind(state.incident_open)
-        .bind(alert.map(|a| a.id))
-        .bind(alert.map(|a| a.kind.as_str()))
-        .bind(alert.map(|a| &a.payload))
-        .bind(alert.and_then(|a| a.webhook_url.as_deref()))
-        .fetch_one(&self.pool)
+        .bind(ids)
+        .bind(tokens)
+        .bind(statuses)
+        .bind(run_at)
+        .bind(latency)
+        .bind(codes)
+        .bind(errors)
+        .bind(fails)
+        .bind(open)
+        .bind(alert_ids)
+        .bind(kinds)
+        .bind(payloads)
+        .bind(hooks)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(updated)
+        Ok(written.into_iter().map(|(id,)| id).collect())
     }
 }
