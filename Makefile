@@ -17,7 +17,15 @@ run-worker:
 # Everything: fmt, clippy, compose files, and the whole test suite against
 # throwaway Postgres, Redis and ClickHouse (installed when missing).
 test: lint compose-check
+	cargo build --bins
 	scripts/with-services.sh cargo test --workspace --all-targets
+
+# The end-to-end benchmark (release build); see crates/bench/src/main.rs for
+# the flags, e.g. make bench BENCH_ARGS="--checks 12000 --interval 10".
+BENCH_ARGS ?= --checks 12000 --interval 10 --duration 60 --warmup 10 --explain
+bench:
+	cargo build --release --bins
+	./target/release/bench $(BENCH_ARGS)
 
 # Server + one worker, with throwaway services unless .env names real ones.
 dev:

@@ -140,7 +140,8 @@ stop() {
     local pidfile="$dir/$svc.pid"
     [[ -f $pidfile ]] || continue
     local pid; pid=$(cat "$pidfile")
-    kill -TERM "$pid" 2>/dev/null || true
+    # SIGINT is Postgres's "fast" shutdown: it does not wait for clients.
+    if [[ $svc == pg ]]; then kill -INT "$pid" 2>/dev/null || true; else kill -TERM "$pid" 2>/dev/null || true; fi
   done
   for svc in ch redis pg; do
     local pidfile="$dir/$svc.pid"

@@ -353,6 +353,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
             .push(explain_claim(&pool, "after the run").await?);
     }
 
+    eprintln!("bench: window done, draining");
     // Drain: keep scheduling a little past the window so every slot due in
     // it is claimed, then stop scheduling, let workers finish what is
     // queued, stop them.
@@ -375,9 +376,11 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    eprintln!("bench: queue drained, stopping workers");
     for w in &mut workers {
         terminate(w, Duration::from_secs(20)).await;
     }
+    eprintln!("bench: counting");
     sampling.store(0, Ordering::Relaxed);
     let _ = sampler.await;
     let peaks = peaks.lock().unwrap().clone();
@@ -406,6 +409,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .query("SELECT check_id, run_at_ms, scheduled_at_ms, status FROM check_runs")
         .fetch_all()
         .await?;
+    // Close its keep-alive connection now: ClickHouse waits for open
+    // connections when it shuts down.
+    drop(ch);
     let hits: Vec<u64> = reqwest::get(format!("http://127.0.0.1:{target_port}/stats"))
         .await?
         .json()
@@ -422,13 +428,17 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
 
     if args.baseline {
         eprintln!("bench: baseline (bare reqwest loop)");
+        let t = Instant::now();
         let b = baseline(args, target_port).await;
+        eprintln!("bench: baseline took {:.1} s", t.elapsed().as_secs_f64());
         out.baseline = Some(Baseline {
             ratio: out.pipeline_cpu_per_run_us / b.cpu_per_request_us.max(1e-9),
             ..b
         });
     }
+    pool.close().await;
     drop(target);
+    eprintln!("bench: stopping services");
     drop(services);
     Ok(out)
 }

@@ -149,17 +149,16 @@ const CLAIM_RETURNING: &str = "RETURNING c.id, c.lease_token, c.lease_slot, c.le
 
 /// The scheduler's claim statement (`$1` batch size, `$2` lease margin in
 /// ms). Public so the benchmark can show its plan.
-pub const CLAIM_DUE_SQL: &str = "WITH due AS ( \
-        SELECT id FROM checks \
-        WHERE enabled AND deleted_at IS NULL AND lease_token IS NULL AND next_run_at <= now() \
-        ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-     UPDATE checks c SET \
+pub const CLAIM_DUE_SQL: &str = "UPDATE checks c SET \
         lease_token = gen_random_uuid(), \
         lease_slot = c.next_run_at, \
         lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000), \
         next_run_at = c.next_run_at + make_interval(secs => (c.interval_seconds * \
             (floor(extract(epoch FROM (now() - c.next_run_at)) / c.interval_seconds) + 1))::float8) \
-     FROM due WHERE c.id = due.id ";
+     WHERE c.id = ANY(ARRAY( \
+        SELECT id FROM checks \
+        WHERE enabled AND deleted_at IS NULL AND lease_token IS NULL AND next_run_at <= now() \
+        ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED)) ";
 
 type CheckQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, CheckRow, PgArguments>;
 
@@ -282,15 +281,14 @@ impl CheckStore {
     /// refused.
     pub async fn reclaim_expired(&self, limit: i64, lease_margin_ms: i64) -> Result<Vec<Job>> {
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
-            "WITH stale AS ( \
+            "UPDATE checks c SET \
+                lease_token = gen_random_uuid(), \
+                lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000) \
+             WHERE c.id = ANY(ARRAY( \
                 SELECT id FROM checks \
                 WHERE lease_token IS NOT NULL AND lease_expires_at <= now() \
                   AND enabled AND deleted_at IS NULL \
-                ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             UPDATE checks c SET \
-                lease_token = gen_random_uuid(), \
-                lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000) \
-             FROM stale WHERE c.id = stale.id {CLAIM_RETURNING}"
+                ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)) {CLAIM_RETURNING}"
         ))
         .bind(limit)
         .bind(lease_margin_ms)
