@@ -9,8 +9,8 @@
 //! - `<prefix>:alive:<worker>`: a heartbeat with a short TTL;
 //!   `<prefix>:workers` is the set of worker ids. A worker whose heartbeat
 //!   expired has its processing list moved back to the queue by any other
-//!   worker. Jobs it had already started are refused on restart (their
-//!   token was consumed) and are recovered by lease expiry instead.
+//!   worker. A moved-back job runs again only if its lease still covers a
+//!   whole run; otherwise lease expiry re-queues its slot.
 
 use std::time::Duration;
 
