@@ -1,4 +1,4 @@
-.PHONY: build build-worker run run-worker test dev bench lint fmt clean compose-check
+.PHONY: build build-worker run run-worker test dev bench soak lint fmt clean compose-check
 
 # Release binaries in target/release/.
 build:
@@ -26,6 +26,11 @@ BENCH_ARGS ?= --checks 12000 --interval 10 --duration 60 --warmup 10 --explain
 bench:
 	cargo build --release --bins
 	./target/release/bench $(BENCH_ARGS)
+
+# The worker-kill fault test, longer: 200 SIGKILLs (about 3 minutes).
+soak:
+	cargo build --bins
+	PULSE_FAULT_KILLS=200 scripts/with-services.sh cargo test -p pulse-worker --test faults repeated_sigkills -- --nocapture
 
 # Server + one worker, with throwaway services unless .env names real ones.
 dev:

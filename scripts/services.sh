@@ -4,6 +4,8 @@
 #   scripts/services.sh start DIR   start all three with their data in DIR,
 #                                   write their URLs to DIR/env
 #   scripts/services.sh stop DIR    stop them and remove DIR
+#   scripts/services.sh stop-one DIR pg|redis|ch    stop one (fault tests)
+#   scripts/services.sh start-one DIR pg|redis|ch   start it again, same port
 #
 # Missing servers are installed from Debian's packages (postgresql,
 # redis-server, clickhouse-server) when running as root; otherwise the
@@ -51,37 +53,43 @@ as_pg() {
   if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-start() {
-  local dir=$1
-  ensure_installed
-  mkdir -p "$dir"
-  chmod 755 "$dir"
-  local bindir; bindir=$(pg_bindir)
-  local pg_port redis_port ch_http ch_tcp
-  pg_port=$(free_port); redis_port=$(free_port); ch_http=$(free_port); ch_tcp=$(free_port)
-
-  # PostgreSQL
-  mkdir -p "$dir/pg"
-  [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$dir/pg"
-  as_pg "$bindir/initdb" -D "$dir/pg/data" -U postgres -A trust --no-sync >"$dir/pg/initdb.log" 2>&1
+# Each service starts from its data and config in DIR, on the port recorded
+# in DIR/ports, so a stopped service can be started again as it was (tests
+# restart one service to inject a fault).
+start_pg() {
+  local dir=$1 bindir; bindir=$(pg_bindir)
+  if [[ ! -d $dir/pg/data ]]; then
+    mkdir -p "$dir/pg"
+    [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$dir/pg"
+    as_pg "$bindir/initdb" -D "$dir/pg/data" -U postgres -A trust --no-sync >"$dir/pg/initdb.log" 2>&1
+  fi
   # Tests trade durability for speed; PULSE_PG_DURABLE=1 (the benchmark)
   # keeps Postgres's durable defaults (fsync, synchronous commit).
   local fast=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
   [[ ${PULSE_PG_DURABLE:-0} == 1 ]] && fast=()
   as_pg "$bindir/postgres" -D "$dir/pg/data" -p "$pg_port" -k "$dir/pg" \
     -c listen_addresses=127.0.0.1 -c max_connections=500 -c shared_buffers=128MB \
-    "${fast[@]}" >"$dir/pg/server.log" 2>&1 &
+    "${fast[@]}" >>"$dir/pg/server.log" 2>&1 &
   echo $! >"$dir/pg.pid"
+  wait_for postgres 300 "$bindir/pg_isready" -h 127.0.0.1 -p "$pg_port" -U postgres
+}
 
-  # Redis
+start_redis() {
+  local dir=$1
   mkdir -p "$dir/redis"
+  # No persistence: a restarted Redis comes back empty.
   redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$dir/redis" --logfile "$dir/redis/server.log" &
   echo $! >"$dir/redis.pid"
+  wait_for redis 300 redis-cli -p "$redis_port" ping
+}
 
-  # ClickHouse (Debian's 18.16: <yandex> root, passwordless default user)
-  mkdir -p "$dir/ch/data" "$dir/ch/tmp" "$dir/ch/user_files" "$dir/ch/log"
-  cat >"$dir/ch/users.xml" <<XML
+start_ch() {
+  local dir=$1
+  if [[ ! -f $dir/ch/config.xml ]]; then
+    mkdir -p "$dir/ch/data" "$dir/ch/tmp" "$dir/ch/user_files" "$dir/ch/log"
+    # Debian's 18.16: <yandex> root, passwordless default user.
+    cat >"$dir/ch/users.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
   <profiles><default><allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type></default></profiles>
@@ -89,7 +97,7 @@ start() {
   <quotas><default></default></quotas>
 </yandex>
 XML
-  cat >"$dir/ch/config.xml" <<XML
+    cat >"$dir/ch/config.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
   <logger><level>warning</level><log>$dir/ch/log/server.log</log><errorlog>$dir/ch/log/error.log</errorlog></logger>
@@ -108,15 +116,36 @@ XML
   <max_concurrent_queries>200</max_concurrent_queries>
 </yandex>
 XML
+  fi
   local ch_server=/usr/sbin/clickhouse-server
   [[ -x $ch_server ]] || ch_server=$(command -v clickhouse-server)
-  "$ch_server" --config-file="$dir/ch/config.xml" >"$dir/ch/log/stdout.log" 2>&1 &
+  "$ch_server" --config-file="$dir/ch/config.xml" >>"$dir/ch/log/stdout.log" 2>&1 &
   echo $! >"$dir/ch.pid"
-
-  wait_for postgres 300 "$bindir/pg_isready" -h 127.0.0.1 -p "$pg_port" -U postgres
-  wait_for redis 300 redis-cli -p "$redis_port" ping
   wait_for clickhouse 300 clickhouse-client --port "$ch_tcp" -q "SELECT 1"
-  as_pg "$bindir/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qc "CREATE DATABASE pulse" >/dev/null
+}
+
+load_ports() {
+  # shellcheck disable=SC1091
+  . "$1/ports"
+}
+
+start() {
+  local dir=$1
+  ensure_installed
+  mkdir -p "$dir"
+  chmod 755 "$dir"
+  cat >"$dir/ports" <<PORTS
+pg_port=$(free_port)
+redis_port=$(free_port)
+ch_http=$(free_port)
+ch_tcp=$(free_port)
+PORTS
+  load_ports "$dir"
+  start_pg "$dir" & local pg=$!
+  start_redis "$dir" & local rd=$!
+  start_ch "$dir" & local ch=$!
+  wait $pg; wait $rd; wait $ch
+  as_pg "$(pg_bindir)/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qc "CREATE DATABASE pulse" >/dev/null
 
   cat >"$dir/env" <<ENV
 PULSE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$pg_port/postgres
@@ -130,32 +159,38 @@ ENV
   log "postgres :$pg_port, redis :$redis_port, clickhouse http :$ch_http (data in $dir)"
 }
 
+# Stops one service (pg, redis or ch) and waits for it to exit.
+stop_one() {
+  local dir=$1 svc=$2
+  local pidfile="$dir/$svc.pid"
+  if [[ $svc == pg && -f $dir/pg/data/postmaster.pid ]]; then
+    # The postmaster's own pid (runuser's may not pass signals on).
+    head -1 "$dir/pg/data/postmaster.pid" >"$pidfile"
+  fi
+  [[ -f $pidfile ]] || return 0
+  local pid; pid=$(cat "$pidfile")
+  # SIGINT is Postgres's "fast" shutdown: it does not wait for clients.
+  if [[ $svc == pg ]]; then kill -INT "$pid" 2>/dev/null || true; else kill -TERM "$pid" 2>/dev/null || true; fi
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$pidfile"
+}
+
 stop() {
   local dir=$1
-  # The postmaster's own pid (runuser's pid may not pass signals on).
-  if [[ -f $dir/pg/data/postmaster.pid ]]; then
-    head -1 "$dir/pg/data/postmaster.pid" >"$dir/pg.pid"
-  fi
-  for svc in ch redis pg; do
-    local pidfile="$dir/$svc.pid"
-    [[ -f $pidfile ]] || continue
-    local pid; pid=$(cat "$pidfile")
-    # SIGINT is Postgres's "fast" shutdown: it does not wait for clients.
-    if [[ $svc == pg ]]; then kill -INT "$pid" 2>/dev/null || true; else kill -TERM "$pid" 2>/dev/null || true; fi
-  done
-  for svc in ch redis pg; do
-    local pidfile="$dir/$svc.pid"
-    [[ -f $pidfile ]] || continue
-    local pid; pid=$(cat "$pidfile")
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
+  stop_one "$dir" ch & local ch=$!
+  stop_one "$dir" redis & local rd=$!
+  stop_one "$dir" pg & local pg=$!
+  wait $ch $rd $pg || true
   rm -rf "$dir"
 }
 
 case "${1:-}" in
   start) start "${2:?usage: services.sh start DIR}" ;;
   stop) stop "${2:?usage: services.sh stop DIR}" ;;
+  stop-one) stop_one "${2:?DIR}" "${3:?pg|redis|ch}" ;;
+  start-one) load_ports "${2:?DIR}"; "start_${3:?pg|redis|ch}" "$2" ;;
   install) ensure_installed ;;
-  *) echo "usage: $0 start DIR | stop DIR | install" >&2; exit 2 ;;
+  *) echo "usage: $0 start DIR | stop DIR | stop-one DIR SVC | start-one DIR SVC | install" >&2; exit 2 ;;
 esac

@@ -20,7 +20,10 @@ pub struct Job {
     pub token: Uuid,
     /// The due time of the slot this job runs, in epoch milliseconds.
     pub slot_ms: i64,
-    /// When the lease runs out, in epoch milliseconds. After that the
+    /// When the slot was claimed (or re-claimed), in epoch milliseconds.
+    pub claimed_ms: i64,
+    /// When the lease runs out, in epoch milliseconds: the claim time plus
+    /// the check's timeout plus the scheduler's lease margin. After that the
     /// scheduler may hand the slot to another worker.
     pub lease_expires_ms: i64,
     pub check: JobCheck,
@@ -67,12 +70,15 @@ impl Job {
         }
     }
 
-    /// Whether a run started at `now_ms` surely ends (its timeout plus
-    /// `margin_ms`) before the lease runs out. A job that waited too long in
-    /// the queue is not started: its slot is re-queued under a new lease,
-    /// and starting it anyway could overlap that run.
-    pub fn can_start(&self, now_ms: i64, margin_ms: i64) -> bool {
-        now_ms + i64::from(self.check.timeout_ms) + margin_ms <= self.lease_expires_ms
+    /// Whether a run started at `now_ms` surely ends before the lease runs
+    /// out, keeping half of the lease margin in hand (for writing the result
+    /// and for clock skew). So a job may wait in the queue up to half the
+    /// margin. One that waited longer is not started: its slot is re-queued
+    /// under a new lease, and starting it anyway could overlap that run.
+    pub fn can_start(&self, now_ms: i64) -> bool {
+        let timeout = i64::from(self.check.timeout_ms);
+        let margin = self.lease_expires_ms - self.claimed_ms - timeout;
+        now_ms + timeout + margin / 2 <= self.lease_expires_ms
     }
 }
 
@@ -85,7 +91,8 @@ mod tests {
             check_id: Uuid::new_v4(),
             token: Uuid::new_v4(),
             slot_ms: 1_700_000_000_123,
-            lease_expires_ms: 1_700_000_010_123,
+            claimed_ms: 1_700_000_000_123,
+            lease_expires_ms: 1_700_000_007_123,
             check: JobCheck {
                 name: "n".into(),
                 url: "http://a/".into(),
@@ -118,9 +125,10 @@ mod tests {
     #[test]
     fn a_job_starts_only_if_its_run_fits_in_the_lease() {
         let job = job();
-        // Lease ends 10 s after the slot; timeout 5 s, margin 1 s.
-        assert!(job.can_start(job.slot_ms, 1000));
-        assert!(job.can_start(job.slot_ms + 4000, 1000));
-        assert!(!job.can_start(job.slot_ms + 4001, 1000));
+        // Lease ends 7 s after the claim: timeout 5 s, margin 2 s. It may
+        // wait up to half the margin.
+        assert!(job.can_start(job.claimed_ms));
+        assert!(job.can_start(job.claimed_ms + 1000));
+        assert!(!job.can_start(job.claimed_ms + 1001));
     }
 }

@@ -244,3 +244,46 @@ async fn deleted_and_disabled_checks_are_not_claimed_and_deleted_ones_not_writte
         .unwrap();
     assert!(store.claim_due(10, 1000).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn after_a_dead_workers_lease_expires_missed_slots_are_caught_up_not_skipped() {
+    let store = store().await;
+    let id = check(&store, 2).await;
+    let due = Utc::now() - Duration::milliseconds(100);
+    set_next_run(&store, id, due).await;
+    store.claim_due(10, 0).await.unwrap();
+    // Its worker dies: the lease expires and the slot is re-queued.
+    sqlx::query("UPDATE checks SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let again = store.reclaim_expired(10, 0).await.unwrap();
+    assert_eq!(again[0].slot_ms, due.timestamp_millis());
+    store.finish_batch(&[finish(&again[0])]).await.unwrap();
+    // Meanwhile three more slots came due (simulated by moving time back).
+    sqlx::query("UPDATE checks SET next_run_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(due - Duration::seconds(4))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let first = due - Duration::seconds(4);
+    let mut slots = Vec::new();
+    for _ in 0..4 {
+        let jobs = store.claim_due(10, 0).await.unwrap();
+        if jobs.is_empty() {
+            break;
+        }
+        slots.push(jobs[0].slot_ms);
+        store.finish_batch(&[finish(&jobs[0])]).await.unwrap();
+    }
+    let want: Vec<i64> = (0..3)
+        .map(|k| first.timestamp_millis() + k * 2000)
+        .collect();
+    assert_eq!(
+        slots, want,
+        "each missed slot ran once, in order, then back on schedule"
+    );
+    assert!(store.get(id).await.unwrap().next_run_at > Utc::now());
+}

@@ -75,8 +75,38 @@ where
     }
 }
 
+/// One request's time on `/work/NAME`, closed when dropped.
+struct Span {
+    state: Arc<TargetState>,
+    name: String,
+    start: Instant,
+}
+
+impl Span {
+    fn open(state: Arc<TargetState>, name: String) -> Span {
+        Span {
+            state,
+            name,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        let end = Instant::now();
+        if let Ok(mut spans) = self.state.spans.lock() {
+            spans
+                .entry(std::mem::take(&mut self.name))
+                .or_default()
+                .push((self.start, end));
+        }
+    }
+}
+
 #[derive(Default)]
 struct TargetState {
+    spans: Mutex<HashMap<String, Vec<(Instant, Instant)>>>,
     hits: Mutex<HashMap<String, Vec<Instant>>>,
     toggle: AtomicU16,
     peers: Mutex<Vec<SocketAddr>>,
@@ -90,6 +120,8 @@ struct TargetState {
 ///   first);
 /// - `/status/N`: answers status N;
 /// - `/hit/NAME`: 200, counted under its own name;
+/// - `/work/NAME?ms=N`: 200 after N ms (300 by default), counted, and its
+///   time span kept to detect overlapping executions;
 /// - `/redirect/N`: a chain of N redirects ending in 200;
 /// - `/expect`: 200 only for a POST with header `x-pulse-test: yes` and
 ///   body `ping`, else 400;
@@ -189,6 +221,21 @@ impl Target {
                 ),
             )
             .route(
+                "/work/{name}",
+                any(
+                    move |State(s): State<Arc<TargetState>>,
+                          Path(name): Path<String>,
+                          Query(q): Query<SlowQuery>| async move {
+                        record(&s, &format!("/work/{name}"));
+                        // The interval ends when the response is sent or the
+                        // client goes away (the handler is dropped).
+                        let _span = Span::open(s.clone(), name);
+                        tokio::time::sleep(Duration::from_millis(q.ms.unwrap_or(300))).await;
+                        (StatusCode::OK, "all systems healthy")
+                    },
+                ),
+            )
+            .route(
                 "/expect",
                 any(
                     |method: axum::http::Method,
@@ -237,6 +284,21 @@ impl Target {
             .get(path)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Pairs of requests to `/work/NAME` that were in progress at the same
+    /// time (by the target's clock).
+    pub fn overlaps(&self, name: &str) -> usize {
+        let mut spans = self
+            .state
+            .spans
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        spans.sort();
+        spans.windows(2).filter(|w| w[1].0 < w[0].1).count()
     }
 
     /// Client addresses seen on `/peer`: a new port means a new connection.
@@ -304,4 +366,64 @@ async fn serve(app: Router) -> SocketAddr {
         .await;
     });
     addr
+}
+
+/// A private set of Postgres, Redis and ClickHouse for one fault test, so it
+/// can stop and restart a service without touching other tests. Started with
+/// the project's own `scripts/services.sh`; stopped and removed on drop.
+pub struct PrivateServices {
+    dir: std::path::PathBuf,
+    pub env: TestEnv,
+}
+
+fn services_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/services.sh")
+}
+
+fn run_script(args: &[&str]) {
+    let status = std::process::Command::new(services_script())
+        .args(args)
+        .status()
+        .expect("run scripts/services.sh");
+    assert!(status.success(), "services.sh {args:?} failed");
+}
+
+impl PrivateServices {
+    pub fn start() -> PrivateServices {
+        let dir =
+            std::env::temp_dir().join(format!("pulse-private-{}", uuid::Uuid::new_v4().simple()));
+        run_script(&["start", dir.to_str().unwrap()]);
+        let vars: HashMap<String, String> = std::fs::read_to_string(dir.join("env"))
+            .expect("services env")
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let env = TestEnv {
+            database_url: vars["DATABASE_URL"].clone(),
+            redis_url: vars["REDIS_URL"].clone(),
+            redis_prefix: "pulse".into(),
+            clickhouse_dsn: vars["CLICKHOUSE_DSN"].clone(),
+        };
+        PrivateServices { dir, env }
+    }
+
+    /// Stops one service: `pg`, `redis` or `ch`.
+    pub fn stop(&self, service: &str) {
+        run_script(&["stop-one", self.dir.to_str().unwrap(), service]);
+    }
+
+    /// Starts it again, on the same port with the same data (Redis comes
+    /// back empty).
+    pub fn start_again(&self, service: &str) {
+        run_script(&["start-one", self.dir.to_str().unwrap(), service]);
+    }
+}
+
+impl Drop for PrivateServices {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(services_script())
+            .args(["stop", self.dir.to_str().unwrap()])
+            .status();
+    }
 }

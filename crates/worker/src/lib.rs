@@ -122,7 +122,6 @@ impl Worker {
         let ctx = RunContext {
             checker: Checker::new(s.body_limit)?,
             done: done_tx,
-            start_margin_ms: s.lease_margin_ms / 2,
         };
         let heartbeat = tokio::spawn(heartbeat(handle.clone(), background.clone()));
         tracing::info!(worker_id = %s.worker_id, concurrency = s.concurrency, health = %self.addr, "worker started");

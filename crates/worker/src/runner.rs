@@ -17,9 +17,6 @@ use crate::finisher::Done;
 pub struct RunContext {
     pub checker: Checker,
     pub done: mpsc::Sender<Done>,
-    /// A job starts only if its timeout plus this margin fits in what is
-    /// left of its lease (half of `LEASE_MARGIN_MS`).
-    pub start_margin_ms: i64,
 }
 
 /// How processing a job ended.
@@ -42,7 +39,7 @@ pub async fn process_one(ctx: &RunContext, raw: String) -> Processed {
         return Processed::Malformed;
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
-    if !job.can_start(now_ms, ctx.start_margin_ms) {
+    if !job.can_start(now_ms) {
         tracing::warn!(check_id = %job.check_id, "job waited past its lease; left for re-queue");
         let _ = ctx.done.send(Done::Skip { raw }).await;
         return Processed::LeaseTooShort;

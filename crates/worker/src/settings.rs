@@ -17,8 +17,6 @@ pub struct Settings {
     pub port: u16,
     /// `WORKER_CONCURRENCY`, default 100: runs in flight at once.
     pub concurrency: usize,
-    /// `LEASE_MARGIN_MS`, default 5000 (as the server's).
-    pub lease_margin_ms: i64,
     /// `RESPONSE_BODY_LIMIT`, default 1048576: bytes of a response body read.
     pub body_limit: usize,
     /// `CLICKHOUSE_BATCH_SIZE`, default 1000: rows per insert at most.
@@ -53,7 +51,6 @@ impl Settings {
             host: "127.0.0.1".into(),
             port: 0,
             concurrency: 100,
-            lease_margin_ms: 5000,
             body_limit: pulse_checker::DEFAULT_BODY_LIMIT,
             batch_size: 1000,
             flush_interval: Duration::from_millis(1000),
@@ -73,7 +70,6 @@ impl Settings {
             host: env_or("HOST", "0.0.0.0".to_string())?,
             port: env_or("WORKER_PORT", 8081)?,
             concurrency: env_or("WORKER_CONCURRENCY", d.concurrency)?.max(1),
-            lease_margin_ms: env_or("LEASE_MARGIN_MS", d.lease_margin_ms)?,
             body_limit: env_or("RESPONSE_BODY_LIMIT", d.body_limit)?,
             batch_size: env_or("CLICKHOUSE_BATCH_SIZE", d.batch_size)?.max(1),
             flush_interval: Duration::from_millis(env_or(

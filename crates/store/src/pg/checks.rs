@@ -103,6 +103,7 @@ struct ClaimRow {
     lease_token: Uuid,
     lease_slot: DateTime<Utc>,
     lease_expires_at: DateTime<Utc>,
+    claimed_at: DateTime<Utc>,
     name: String,
     url: String,
     method: String,
@@ -123,6 +124,7 @@ impl From<ClaimRow> for Job {
             check_id: r.id,
             token: r.lease_token,
             slot_ms: r.lease_slot.timestamp_millis(),
+            claimed_ms: r.claimed_at.timestamp_millis(),
             lease_expires_ms: r.lease_expires_at.timestamp_millis(),
             check: JobCheck {
                 name: r.name,
@@ -144,6 +146,7 @@ impl From<ClaimRow> for Job {
 
 /// What a claim returns: the lease and everything a worker needs.
 const CLAIM_RETURNING: &str = "RETURNING c.id, c.lease_token, c.lease_slot, c.lease_expires_at, \
+    now() AS claimed_at, \
     c.name, c.url, c.method, c.headers, c.body, c.expected_status, c.body_contains, c.timeout_ms, \
     c.alert_threshold, c.webhook_url, c.consecutive_fails, c.incident_open";
 
@@ -153,8 +156,14 @@ pub const CLAIM_DUE_SQL: &str = "UPDATE checks c SET \
         lease_token = gen_random_uuid(), \
         lease_slot = c.next_run_at, \
         lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000), \
-        next_run_at = c.next_run_at + make_interval(secs => (c.interval_seconds * \
-            (floor(extract(epoch FROM (now() - c.next_run_at)) / c.interval_seconds) + 1))::float8) \
+        next_run_at = CASE \
+            WHEN c.catching_up AND now() - c.next_run_at <= interval '60 seconds' \
+            THEN c.next_run_at + make_interval(secs => c.interval_seconds) \
+            ELSE c.next_run_at + make_interval(secs => (c.interval_seconds * \
+                (floor(extract(epoch FROM (now() - c.next_run_at)) / c.interval_seconds) + 1))::float8) \
+            END, \
+        catching_up = c.catching_up AND now() - c.next_run_at <= interval '60 seconds' \
+            AND c.next_run_at + make_interval(secs => c.interval_seconds) <= now() \
      WHERE c.id = ANY(ARRAY( \
         SELECT id FROM checks \
         WHERE enabled AND deleted_at IS NULL AND lease_token IS NULL AND next_run_at <= now() \
@@ -264,9 +273,14 @@ impl CheckStore {
 
     /// The scheduler's claim: takes up to `limit` due, unleased checks in one
     /// statement, leases each (token + expiry) and advances `next_run_at`
-    /// from the slot that was due to the first slot after now. Rows locked
-    /// by another scheduler are skipped, so concurrent schedulers never
-    /// claim one slot twice.
+    /// from the slot that was due (never from now, so no drift). Missed
+    /// slots (the schedulers were down, or a run outlasted its interval)
+    /// are skipped: the next slot is the first after now, no burst. Except
+    /// after a worker died mid-run: then (`catching_up`, set by
+    /// [`Self::reclaim_expired`]) the slots missed while its lease ran out
+    /// are run one after another until the check is back on schedule, if
+    /// they are less than 60 s late, so a crash loses no due run. Rows locked by another scheduler are skipped, so concurrent
+    /// schedulers never claim one slot twice.
     pub async fn claim_due(&self, limit: i64, lease_margin_ms: i64) -> Result<Vec<Job>> {
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!("{CLAIM_DUE_SQL}{CLAIM_RETURNING}"))
             .bind(limit)
@@ -283,6 +297,7 @@ impl CheckStore {
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
             "UPDATE checks c SET \
                 lease_token = gen_random_uuid(), \
+                catching_up = true, \
                 lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000) \
              WHERE c.id = ANY(ARRAY( \
                 SELECT id FROM checks \

@@ -20,6 +20,7 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub results: ResultsStore,
     stops: Vec<CancellationToken>,
+    lease_margin_ms: i64,
 }
 
 impl Drop for Stack {
@@ -40,25 +41,39 @@ pub fn services(env: &TestEnv) -> ServiceSettings {
     .unwrap()
 }
 
+/// A worker's health URL.
+pub fn worker_url(port: u16, path: &str) -> String {
+    format!("http://127.0.0.1:{port}{path}")
+}
+
 pub fn worker_settings(env: &TestEnv) -> pulse_worker::Settings {
     let mut s = pulse_worker::Settings::with_services(services(env));
     s.flush_interval = Duration::from_millis(100);
     s.alerter_poll = Duration::from_millis(100);
-    s.lease_margin_ms = 1000;
     s.shutdown_grace = Duration::from_secs(3);
     s
 }
 
 impl Stack {
-    /// A server with its scheduler, and `workers` in-process workers.
+    /// A server with its scheduler (lease margin 1 s), and `workers`
+    /// in-process workers.
     pub async fn start(workers: usize) -> Stack {
-        let env = TestEnv::new().await;
+        Stack::start_on(TestEnv::new().await, workers).await
+    }
+
+    /// The same, on the given services (e.g. a private set for fault tests).
+    pub async fn start_on(env: TestEnv, workers: usize) -> Stack {
+        Stack::start_full(env, workers, 1000).await
+    }
+
+    pub async fn start_full(env: TestEnv, workers: usize, lease_margin_ms: i64) -> Stack {
         let mut stack = Stack {
             results: ResultsStore::new(&ClickHouseDsn::parse(&env.clickhouse_dsn).unwrap()),
             env,
             base: String::new(),
             http: reqwest::Client::new(),
             stops: Vec::new(),
+            lease_margin_ms,
         };
         stack.base = stack.add_server(true).await;
         for _ in 0..workers {
@@ -72,7 +87,7 @@ impl Stack {
         let mut settings = pulse_server::Settings::with_services(services(&self.env));
         settings.scheduler_enabled = scheduler;
         settings.scheduler.poll = Duration::from_millis(100);
-        settings.scheduler.lease_margin_ms = 1000;
+        settings.scheduler.lease_margin_ms = self.lease_margin_ms;
         let stop = CancellationToken::new();
         let app = pulse_server::Application::build(settings, &stop)
             .await
@@ -102,6 +117,11 @@ impl Stack {
 
     /// The real `worker` binary, configured for this stack.
     pub fn spawn_worker_process(&self) -> tokio::process::Child {
+        self.spawn_worker_process_with(&[])
+    }
+
+    /// The real `worker` binary with extra environment.
+    pub fn spawn_worker_process_with(&self, extra: &[(&str, &str)]) -> tokio::process::Child {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_worker"))
             .env_clear()
             .env("DATABASE_URL", &self.env.database_url)
@@ -110,9 +130,9 @@ impl Stack {
             .env("REDIS_PREFIX", &self.env.redis_prefix)
             .env("WORKER_PORT", "0")
             .env("HOST", "127.0.0.1")
-            .env("LEASE_MARGIN_MS", "1000")
             .env("CLICKHOUSE_FLUSH_MS", "100")
             .env("RUST_LOG", "warn")
+            .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
