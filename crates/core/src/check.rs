@@ -30,6 +30,10 @@ pub struct CheckSpec {
     pub timeout_ms: i32,
     pub alert_threshold: i32,
     pub webhook_url: Option<String>,
+    /// Signing key for this check's webhooks (`whsec_...`), used beside the
+    /// global `WEBHOOK_SECRET`. Write-only: never shown by the API.
+    #[serde(skip_serializing, default)]
+    pub webhook_secret: Option<String>,
     pub enabled: bool,
 }
 
@@ -48,6 +52,7 @@ impl CheckSpec {
             timeout_ms: 10_000,
             alert_threshold: 3,
             webhook_url: None,
+            webhook_secret: None,
             enabled: true,
         }
     }
@@ -90,6 +95,8 @@ pub struct CheckInput {
     pub alert_threshold: Option<i64>,
     #[serde(default, deserialize_with = "present")]
     pub webhook_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub webhook_secret: Option<Option<String>>,
     pub enabled: Option<bool>,
 }
 
@@ -150,6 +157,9 @@ impl CheckInput {
         }
         if let Some(v) = self.webhook_url {
             spec.webhook_url = v.map(|u| u.trim().to_string());
+        }
+        if let Some(v) = self.webhook_secret {
+            spec.webhook_secret = v.map(|u| u.trim().to_string());
         }
         if let Some(v) = self.enabled {
             spec.enabled = v;
@@ -243,6 +253,9 @@ impl CheckSpec {
         }
         if let Some(hook) = &self.webhook_url {
             http_url("webhook_url", hook)?;
+        }
+        if let Some(secret) = &self.webhook_secret {
+            crate::webhook::WebhookKey::parse(secret).map_err(|m| invalid("webhook_secret", m))?;
         }
         Ok(())
     }
@@ -341,6 +354,10 @@ mod tests {
             "expected_status"
         );
         assert_eq!(field_of(with("webhook_url", json!("nope"))), "webhook_url");
+        assert_eq!(
+            field_of(with("webhook_secret", json!("hunter2"))),
+            "webhook_secret"
+        );
         assert_eq!(
             field_of(with("headers", json!({"bad name": "v"}))),
             "headers"

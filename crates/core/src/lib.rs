@@ -5,6 +5,7 @@ pub mod alert;
 pub mod check;
 pub mod job;
 pub mod run;
+pub mod webhook;
 
 pub use alert::{AlertKind, AlertPayload, IncidentState};
 pub use check::{Check, CheckInput, CheckSpec, ValidationError};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{any, post};
-use axum::{Json, Router};
+use axum::Router;
 use sqlx::Connection;
 
 fn service_env(name: &str) -> String {
@@ -311,32 +311,65 @@ impl Target {
     }
 }
 
-/// A local webhook endpoint that records every JSON body it receives and
-/// answers with a configurable status (204 at first).
+/// A request as the receiver saw it: headers (lowercase names) and raw body.
+pub type RawRequest = (HashMap<String, String>, String);
+
+/// A local webhook endpoint that records every request it receives (JSON
+/// body and headers) and answers with a configurable status (204 at first),
+/// or hangs without answering.
 #[derive(Clone)]
 pub struct Receiver {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<serde_json::Value>>>,
+    raw: Arc<Mutex<Vec<RawRequest>>>,
     status: Arc<AtomicU16>,
+    hang: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Receiver {
     pub async fn start() -> Receiver {
+        Receiver::start_on(0).await
+    }
+
+    /// On a given loopback port (0 for any).
+    pub async fn start_on(port: u16) -> Receiver {
         let received = Arc::new(Mutex::new(Vec::new()));
+        let raw = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(204));
-        let (r, s) = (received.clone(), status.clone());
+        let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, w, s, h) = (received.clone(), raw.clone(), status.clone(), hang.clone());
         let app = Router::new().route(
             "/hook",
-            post(move |Json(body): Json<serde_json::Value>| async move {
-                r.lock().unwrap().push(body);
-                StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK)
-            }),
+            post(
+                move |headers: axum::http::HeaderMap, body: String| async move {
+                    let headers: HashMap<String, String> = headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect();
+                    w.lock().unwrap().push((headers, body.clone()));
+                    if h.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    r.lock()
+                        .unwrap()
+                        .push(serde_json::from_str(&body).unwrap_or(serde_json::Value::Null));
+                    StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK)
+                },
+            ),
         );
-        let addr = serve(app).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
         Receiver {
             addr,
             received,
+            raw,
             status,
+            hang,
         }
     }
 
@@ -344,13 +377,32 @@ impl Receiver {
         format!("http://{}/hook", self.addr)
     }
 
+    /// JSON bodies of requests answered (not those left hanging).
     pub fn received(&self) -> Vec<serde_json::Value> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// Every request that arrived: headers (lowercase names) and raw body.
+    pub fn requests(&self) -> Vec<RawRequest> {
+        self.raw.lock().unwrap().clone()
     }
 
     pub fn set_status(&self, code: u16) {
         self.status.store(code, Ordering::SeqCst);
     }
+
+    /// Hang every following request instead of answering.
+    pub fn set_hang(&self, hang: bool) {
+        self.hang.store(hang, Ordering::SeqCst);
+    }
+}
+
+/// A free loopback port, for a server started later.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 async fn serve(app: Router) -> SocketAddr {

@@ -4,13 +4,21 @@
 //! a slow or dead webhook endpoint never delays a check.
 //!
 //! A 2xx is delivered. 410 Gone stops retrying. Anything else is retried
-//! with exponential backoff (1 s, 2 s, 4 s ... capped at 5 min) up to
-//! `WEBHOOK_MAX_ATTEMPTS` attempts.
+//! with exponential backoff and jitter (`WEBHOOK_BACKOFF_MS` doubled per
+//! attempt, capped at 1 h, times 0.5 to 1.5) for `WEBHOOK_RETRY_FOR_SECS`
+//! from the alert's creation. Every attempt is recorded.
+//!
+//! Deliveries are signed as the Standard Webhooks spec describes:
+//! `webhook-id` (the alert id, the same on every retry), `webhook-timestamp`
+//! (seconds) and `webhook-signature` (`v1,<base64 HMAC-SHA256>` of
+//! `id.timestamp.body`, one per key: the global `WEBHOOK_SECRET` and the
+//! check's own `webhook_secret`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use pulse_core::webhook::{signature_header, WebhookKey};
 use pulse_store::pg::alerts::{Attempt, Delivery};
 use pulse_store::AlertStore;
 use tokio::sync::{Notify, Semaphore};
@@ -23,11 +31,20 @@ const PARALLEL_DELIVERIES: usize = 16;
 /// attempt, so a crashed alerter's claim is retried by another).
 const CLAIM_SECS: i64 = 60;
 
+/// How deliveries are retried and signed.
+#[derive(Clone, Debug)]
+pub struct DeliveryPolicy {
+    pub timeout: Duration,
+    pub retry_for: Duration,
+    pub backoff: Duration,
+    pub secret: Option<WebhookKey>,
+}
+
 #[derive(Clone)]
 pub struct Alerter {
     store: AlertStore,
     client: reqwest::Client,
-    max_attempts: i32,
+    policy: DeliveryPolicy,
     poll: Duration,
     wake: Arc<Notify>,
 }
@@ -35,19 +52,18 @@ pub struct Alerter {
 impl Alerter {
     pub fn new(
         store: AlertStore,
-        timeout: Duration,
-        max_attempts: i32,
+        policy: DeliveryPolicy,
         poll: Duration,
     ) -> Result<Alerter, reqwest::Error> {
         let client = reqwest::Client::builder()
-            .timeout(timeout)
+            .timeout(policy.timeout)
             .user_agent(concat!("pulse-webhook/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()?;
         Ok(Alerter {
             store,
             client,
-            max_attempts: max_attempts.max(1),
+            policy,
             poll,
             wake: Arc::new(Notify::new()),
         })
@@ -91,14 +107,29 @@ impl Alerter {
     }
 
     async fn deliver(&self, d: Delivery) {
-        let sent = self
+        let body = d.payload.to_string();
+        let id = d.id.to_string();
+        let timestamp = Utc::now().timestamp();
+        let own = d
+            .webhook_secret
+            .as_deref()
+            .and_then(|s| WebhookKey::parse(s).ok());
+        let keys: Vec<&WebhookKey> = self.policy.secret.iter().chain(own.iter()).collect();
+        let mut req = self
             .client
             .post(&d.webhook_url)
             .header("content-type", "application/json")
-            .header("webhook-id", d.id.to_string())
-            .body(d.payload.to_string())
-            .send()
-            .await;
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string());
+        if !keys.is_empty() {
+            req = req.header(
+                "webhook-signature",
+                signature_header(&keys, &id, timestamp, &body),
+            );
+        }
+        let started = std::time::Instant::now();
+        let sent = req.body(body).send().await;
+        let duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
         let attempt = match sent {
             Ok(resp) if resp.status().is_success() => Attempt::Delivered {
                 code: resp.status().as_u16(),
@@ -108,13 +139,17 @@ impl Alerter {
                 Attempt::Failed {
                     code: Some(code),
                     error: format!("webhook answered {code}"),
-                    retry_at: (code != 410).then(|| self.retry_at(d.attempts)).flatten(),
+                    retry_at: if code == 410 {
+                        None
+                    } else {
+                        self.retry_at(d.attempts, d.created_at)
+                    },
                 }
             }
             Err(e) => Attempt::Failed {
                 code: None,
-                error: e.to_string(),
-                retry_at: self.retry_at(d.attempts),
+                error: error_chain(&e),
+                retry_at: self.retry_at(d.attempts, d.created_at),
             },
         };
         match &attempt {
@@ -127,16 +162,40 @@ impl Alerter {
                 tracing::warn!(alert_id = %d.id, %error, attempts = d.attempts, retrying = retry_at.is_some(), "webhook failed")
             }
         }
-        if let Err(e) = self.store.record_attempt(d.id, &attempt).await {
+        if let Err(e) = self
+            .store
+            .record_attempt(d.id, d.attempts, duration_ms, &attempt)
+            .await
+        {
             // The claim expires and the delivery is tried again.
             tracing::warn!(alert_id = %d.id, error = %e, "recording webhook attempt failed");
         }
     }
 
-    fn retry_at(&self, attempts: i32) -> Option<chrono::DateTime<Utc>> {
-        (attempts < self.max_attempts).then(|| {
-            let secs = 1i64 << (attempts - 1).clamp(0, 8);
-            Utc::now() + chrono::Duration::seconds(secs.min(300))
-        })
+    /// When to try again after `attempts` attempts, or None when the retry
+    /// period (from `created_at`) would be over.
+    fn retry_at(
+        &self,
+        attempts: i32,
+        created_at: chrono::DateTime<Utc>,
+    ) -> Option<chrono::DateTime<Utc>> {
+        let doubling = 1u32 << (attempts - 1).clamp(0, 20);
+        let delay = (self.policy.backoff * doubling).min(Duration::from_secs(3600));
+        let jitter: f64 = rand::random_range(0.5..1.5);
+        let at = Utc::now() + chrono::Duration::from_std(delay.mul_f64(jitter)).ok()?;
+        let deadline = created_at + chrono::Duration::from_std(self.policy.retry_for).ok()?;
+        (at <= deadline).then_some(at)
     }
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

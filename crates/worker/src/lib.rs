@@ -69,8 +69,12 @@ impl Worker {
         let checks = CheckStore::new(self.services.pool.clone());
         let alerter = alerter::Alerter::new(
             AlertStore::new(self.services.pool.clone()),
-            s.webhook_timeout,
-            s.webhook_max_attempts,
+            alerter::DeliveryPolicy {
+                timeout: s.webhook_timeout,
+                retry_for: s.webhook_retry_for,
+                backoff: s.webhook_backoff,
+                secret: s.webhook_secret.clone(),
+            },
             s.alerter_poll,
         )?;
         let (tx, rx) = mpsc::channel(s.batch_size.max(s.concurrency) * 2);

@@ -28,9 +28,14 @@ pub struct Settings {
     pub max_buffer: usize,
     /// `WEBHOOK_TIMEOUT_MS`, default 5000: one delivery attempt.
     pub webhook_timeout: Duration,
-    /// `WEBHOOK_MAX_ATTEMPTS`, default 8, with exponential backoff from 1 s
-    /// (capped at 5 min) between attempts.
-    pub webhook_max_attempts: i32,
+    /// `WEBHOOK_RETRY_FOR_SECS`, default 86400: how long a failing delivery
+    /// is retried, from the alert's creation.
+    pub webhook_retry_for: Duration,
+    /// `WEBHOOK_BACKOFF_MS`, default 1000: the first retry's delay; each
+    /// next one doubles (capped at 1 h), times a random 0.5 to 1.5.
+    pub webhook_backoff: Duration,
+    /// `WEBHOOK_SECRET`: the global signing key, `whsec_` + base64.
+    pub webhook_secret: Option<pulse_core::webhook::WebhookKey>,
     /// `ALERTER_POLL_MS`, default 1000: how often the outbox is read.
     pub alerter_poll: Duration,
     /// `SHUTDOWN_GRACE_MS`, default 15000: how long in-flight runs may take
@@ -56,7 +61,9 @@ impl Settings {
             flush_interval: Duration::from_millis(1000),
             max_buffer: 100_000,
             webhook_timeout: Duration::from_millis(5000),
-            webhook_max_attempts: 8,
+            webhook_retry_for: Duration::from_secs(86_400),
+            webhook_backoff: Duration::from_millis(1000),
+            webhook_secret: None,
             alerter_poll: Duration::from_millis(1000),
             shutdown_grace: Duration::from_millis(15_000),
         }
@@ -81,7 +88,21 @@ impl Settings {
                 "WEBHOOK_TIMEOUT_MS",
                 ms(d.webhook_timeout),
             )?),
-            webhook_max_attempts: env_or("WEBHOOK_MAX_ATTEMPTS", d.webhook_max_attempts)?,
+            webhook_retry_for: Duration::from_secs(env_or(
+                "WEBHOOK_RETRY_FOR_SECS",
+                d.webhook_retry_for.as_secs(),
+            )?),
+            webhook_backoff: Duration::from_millis(env_or(
+                "WEBHOOK_BACKOFF_MS",
+                ms(d.webhook_backoff),
+            )?),
+            webhook_secret: match std::env::var("WEBHOOK_SECRET") {
+                Ok(v) if !v.trim().is_empty() => Some(
+                    pulse_core::webhook::WebhookKey::parse(v.trim())
+                        .map_err(|e| StoreError::Config(format!("WEBHOOK_SECRET {e}")))?,
+                ),
+                _ => None,
+            },
             alerter_poll: Duration::from_millis(env_or("ALERTER_POLL_MS", ms(d.alerter_poll))?),
             shutdown_grace: Duration::from_millis(env_or(
                 "SHUTDOWN_GRACE_MS",

@@ -30,6 +30,9 @@ pub struct AlertRecord {
     pub last_error: Option<String>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Every delivery attempt, oldest first: `attempt`, `attempted_at`,
+    /// `response_code`, `error`, `duration_ms`.
+    pub deliveries: serde_json::Value,
 }
 
 /// A delivery the alerter has claimed.
@@ -39,9 +42,13 @@ pub struct Delivery {
     pub webhook_url: String,
     pub payload: serde_json::Value,
     pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    /// The check's own signing key, if it has one.
+    pub webhook_secret: Option<String>,
 }
 
 /// How one delivery attempt went.
+#[derive(Debug)]
 pub enum Attempt {
     Delivered {
         code: u16,
@@ -62,9 +69,14 @@ impl AlertStore {
     /// A check's alerts, newest first.
     pub async fn for_check(&self, check_id: Uuid, limit: i64) -> Result<Vec<AlertRecord>> {
         Ok(sqlx::query_as(
-            "SELECT id, check_id, kind, status, error, consecutive_fails, payload, delivery_state, \
-                attempts, last_response_code, last_error, delivered_at, created_at \
-             FROM alerts WHERE check_id = $1 ORDER BY created_at DESC, id LIMIT $2",
+            "SELECT a.id, a.check_id, a.kind, a.status, a.error, a.consecutive_fails, a.payload, \
+                a.delivery_state, a.attempts, a.last_response_code, a.last_error, a.delivered_at, \
+                a.created_at, \
+                COALESCE((SELECT json_agg(json_build_object('attempt', w.attempt, \
+                    'attempted_at', w.attempted_at, 'response_code', w.response_code, \
+                    'error', w.error, 'duration_ms', w.duration_ms) ORDER BY w.attempt) \
+                  FROM webhook_attempts w WHERE w.alert_id = a.id), '[]'::json) AS deliveries \
+             FROM alerts a WHERE a.check_id = $1 ORDER BY a.created_at DESC, a.id LIMIT $2",
         )
         .bind(check_id)
         .bind(limit)
@@ -82,7 +94,8 @@ impl AlertStore {
              WHERE a.id IN ( \
                 SELECT id FROM alerts WHERE delivery_state = 'pending' AND next_attempt_at <= now() \
                 ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             RETURNING a.id, a.webhook_url, a.payload, a.attempts",
+             RETURNING a.id, a.webhook_url, a.payload, a.attempts, a.created_at, \
+                (SELECT c.webhook_secret FROM checks c WHERE c.id = a.check_id) AS webhook_secret",
         )
         .bind(limit)
         .bind(claim_secs as f64)
@@ -90,7 +103,30 @@ impl AlertStore {
         .await?)
     }
 
-    pub async fn record_attempt(&self, id: Uuid, attempt: &Attempt) -> Result<()> {
+    /// Records attempt number `n` (taking `duration_ms`) in the attempt log
+    /// and its outcome on the alert.
+    pub async fn record_attempt(
+        &self,
+        id: Uuid,
+        n: i32,
+        duration_ms: i32,
+        attempt: &Attempt,
+    ) -> Result<()> {
+        let (code, error) = match attempt {
+            Attempt::Delivered { code } => (Some(i32::from(*code)), None),
+            Attempt::Failed { code, error, .. } => (code.map(i32::from), Some(error.as_str())),
+        };
+        sqlx::query(
+            "INSERT INTO webhook_attempts (alert_id, attempt, response_code, error, duration_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(n)
+        .bind(code)
+        .bind(error)
+        .bind(duration_ms)
+        .execute(&self.pool)
+        .await?;
         match attempt {
             Attempt::Delivered { code } => {
                 sqlx::query(

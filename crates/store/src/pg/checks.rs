@@ -31,6 +31,7 @@ struct CheckRow {
     timeout_ms: i32,
     alert_threshold: i32,
     webhook_url: Option<String>,
+    webhook_secret: Option<String>,
     enabled: bool,
     last_status: String,
     last_run_at: Option<DateTime<Utc>>,
@@ -44,7 +45,7 @@ struct CheckRow {
 }
 
 const CHECK_COLUMNS: &str = "id, name, url, method, headers, body, expected_status, body_contains, \
-    interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, last_status, last_run_at, \
+    interval_seconds, timeout_ms, alert_threshold, webhook_url, webhook_secret, enabled, last_status, last_run_at, \
     last_latency_ms, last_status_code, last_error, consecutive_fails, next_run_at, created_at, updated_at";
 
 impl From<CheckRow> for Check {
@@ -63,6 +64,7 @@ impl From<CheckRow> for Check {
                 timeout_ms: r.timeout_ms,
                 alert_threshold: r.alert_threshold,
                 webhook_url: r.webhook_url,
+                webhook_secret: r.webhook_secret,
                 enabled: r.enabled,
             },
             last_status: r.last_status,
@@ -171,7 +173,7 @@ pub const CLAIM_DUE_SQL: &str = "UPDATE checks c SET \
 
 type CheckQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, CheckRow, PgArguments>;
 
-/// Binds a spec's fields as parameters `$2` to `$13`, in column order.
+/// Binds a spec's fields as parameters `$2` to `$14`, in column order.
 fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
     query
         .bind(&spec.name)
@@ -186,6 +188,7 @@ fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
         .bind(spec.alert_threshold)
         .bind(&spec.webhook_url)
         .bind(spec.enabled)
+        .bind(&spec.webhook_secret)
 }
 
 impl CheckStore {
@@ -201,8 +204,8 @@ impl CheckStore {
     pub async fn create(&self, spec: &CheckSpec) -> Result<Check> {
         let sql = format!(
             "INSERT INTO checks (id, name, url, method, headers, body, expected_status, body_contains, \
-             interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, next_run_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now()) \
+             interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, webhook_secret, next_run_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now()) \
              RETURNING {CHECK_COLUMNS}"
         );
         let query = sqlx::query_as(&sql).bind(Uuid::new_v4());
@@ -246,7 +249,7 @@ impl CheckStore {
         let sql = format!(
             "UPDATE checks SET name = $2, url = $3, method = $4, headers = $5, body = $6, \
              expected_status = $7, body_contains = $8, interval_seconds = $9, timeout_ms = $10, \
-             alert_threshold = $11, webhook_url = $12, enabled = $13, \
+             alert_threshold = $11, webhook_url = $12, enabled = $13, webhook_secret = $14, \
              next_run_at = LEAST(next_run_at, now() + $9 * interval '1 second'), \
              updated_at = now() \
              WHERE id = $1 AND deleted_at IS NULL RETURNING {CHECK_COLUMNS}"
