@@ -31,5 +31,14 @@ fi
 export PORT=${PORT:-8080} WORKER_PORT=${WORKER_PORT:-8081}
 ./target/debug/server & pids+=($!)
 ./target/debug/worker & pids+=($!)
-echo "dev: API on http://localhost:$PORT, worker health on http://localhost:$WORKER_PORT (Ctrl-C to stop)" >&2
+for _ in $(seq 300); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+  sleep 0.1
+done
+key=$(./target/debug/server create-api-key --name "dev-$(date +%s)")
+cat >&2 <<MSG
+dev: API on http://localhost:$PORT, worker health on http://localhost:$WORKER_PORT (Ctrl-C to stop)
+dev: an API key for this session; in another terminal run:
+  export PULSE_API_KEY=$key
+MSG
 wait -n "${pids[@]}"

@@ -61,12 +61,19 @@ impl Application {
                 shutdown.clone(),
             ))
         });
-        let app = api::router(api::AppState::new(&self.services));
+        let app = api::router(api::AppState::new(
+            &self.services,
+            self.settings.auth_required,
+            self.settings.limits,
+        ));
         let stop = shutdown.clone();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .context("serving http")?;
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .context("serving http")?;
         if let Some(handle) = scheduler {
             let _ = handle.await;
         }

@@ -15,6 +15,12 @@ pub struct Settings {
     /// `SCHEDULER_ENABLED`, default true: run the scheduler in this server.
     pub scheduler_enabled: bool,
     pub scheduler: SchedulerSettings,
+    /// `API_AUTH`, default `required`: every `/checks` route needs an API
+    /// key. `off` opens the API to anyone who can reach it.
+    pub auth_required: bool,
+    /// `API_RATE_LIMIT` (per key, default 50/s) and `API_IP_RATE_LIMIT`
+    /// (per client IP, default 100/s); bursts of twice that.
+    pub limits: crate::api::Limits,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +42,11 @@ impl Settings {
             host: "127.0.0.1".into(),
             port: 0,
             scheduler_enabled: true,
+            auth_required: true,
+            limits: crate::api::Limits {
+                per_key: 50,
+                per_ip: 100,
+            },
             scheduler: SchedulerSettings {
                 poll: Duration::from_millis(500),
                 batch: 1000,
@@ -50,6 +61,19 @@ impl Settings {
             host: env_or("HOST", "0.0.0.0".to_string())?,
             port: env_or("PORT", 8080)?,
             scheduler_enabled: env_or("SCHEDULER_ENABLED", d.scheduler_enabled)?,
+            auth_required: match env_or("API_AUTH", "required".to_string())?.as_str() {
+                "required" => true,
+                "off" => false,
+                other => {
+                    return Err(StoreError::Config(format!(
+                        "API_AUTH={other:?}: use required or off"
+                    )))
+                }
+            },
+            limits: crate::api::Limits {
+                per_key: env_or("API_RATE_LIMIT", d.limits.per_key)?,
+                per_ip: env_or("API_IP_RATE_LIMIT", d.limits.per_ip)?,
+            },
             scheduler: SchedulerSettings {
                 poll: Duration::from_millis(env_or(
                     "SCHEDULER_POLL_MS",

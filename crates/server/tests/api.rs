@@ -2,6 +2,7 @@
 //! and every kind of bad input answered with a 4xx naming the field.
 
 use pulse_server::{Application, Settings};
+use pulse_store::pg::api_keys::ApiKeyStore;
 use pulse_store::runtime::{ServiceSettings, Services};
 use pulse_testkit::TestEnv;
 use reqwest::StatusCode;
@@ -11,12 +12,30 @@ use tokio_util::sync::CancellationToken;
 struct TestApp {
     base: String,
     http: reqwest::Client,
+    database_url: String,
     _stop: tokio_util::sync::DropGuard,
 }
 
+fn keyed_client(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 impl TestApp {
-    /// The API alone (scheduler off), on a free port.
+    /// The API alone (scheduler off), on a free port, with a client that
+    /// sends a valid API key.
     async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let env = TestEnv::new().await;
         let services = ServiceSettings::new(
             &env.database_url,
@@ -27,13 +46,19 @@ impl TestApp {
         .unwrap();
         let mut settings = Settings::with_services(services);
         settings.scheduler_enabled = false;
+        tweak(&mut settings);
         let stop = CancellationToken::new();
         let app = Application::build(settings, &stop).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
+        let key = ApiKeyStore::new(app.services().pool.clone())
+            .create("tests")
+            .await
+            .unwrap();
         tokio::spawn(app.run(stop.clone()));
         TestApp {
             base,
-            http: reqwest::Client::new(),
+            http: keyed_client(&key),
+            database_url: env.database_url,
             _stop: stop.drop_guard(),
         }
     }
@@ -329,11 +354,18 @@ async fn ready_is_503_naming_the_service_that_is_down() {
     let results = pulse_store::ResultsStore::new(
         &pulse_store::ClickHouseDsn::parse(&format!("http://127.0.0.1:{dead_port}/x")).unwrap(),
     );
-    let state = pulse_server::api::AppState::new(&Services {
-        pool,
-        queue,
-        results,
-    });
+    let state = pulse_server::api::AppState::new(
+        &Services {
+            pool,
+            queue,
+            results,
+        },
+        true,
+        pulse_server::api::Limits {
+            per_key: 50,
+            per_ip: 100,
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -369,7 +401,11 @@ async fn two_servers_starting_together_both_migrate_cleanly() {
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_ne!(a.port(), b.port());
     // Both see the same, complete schema.
-    let client = reqwest::Client::new();
+    let key = ApiKeyStore::new(a.services().pool.clone())
+        .create("t")
+        .await
+        .unwrap();
+    let client = keyed_client(&key);
     let base_a = format!("http://127.0.0.1:{}", a.port());
     let base_b = format!("http://127.0.0.1:{}", b.port());
     tokio::spawn(a.run(stop.clone()));
@@ -396,4 +432,134 @@ async fn two_servers_starting_together_both_migrate_cleanly() {
         .unwrap();
     assert_eq!(read["id"], created["id"]);
     stop.cancel();
+}
+
+fn server_cli(database_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("run server binary")
+}
+
+#[tokio::test]
+async fn checks_need_a_valid_unrevoked_key_and_health_does_not() {
+    let app = TestApp::spawn().await;
+    let anon = reqwest::Client::new();
+    let resp = anon
+        .get(format!("{}/checks", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("API key"));
+    let resp = keyed_client("pulse_deadbeef_nope")
+        .get(format!("{}/checks", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    for open in ["/health", "/ready"] {
+        let resp = anon
+            .get(format!("{}{open}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{open}");
+    }
+
+    // A key made with the CLI works until revoked with the CLI.
+    let out = server_cli(&app.database_url, &["create-api-key", "--name", "ci"]);
+    assert!(out.status.success(), "{out:?}");
+    let key = String::from_utf8(out.stdout).unwrap();
+    let key = key.trim();
+    assert!(key.starts_with("pulse_") && key.len() > 50, "{key}");
+    assert_eq!(key.lines().count(), 1, "the key alone on stdout");
+    let client = keyed_client(key);
+    let resp = client
+        .get(format!("{}/checks", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let out = server_cli(&app.database_url, &["revoke-api-key", "--name", "ci"]);
+    assert!(out.status.success(), "{out:?}");
+    let resp = client
+        .get(format!("{}/checks", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("revoked"));
+    // Only a hash is stored.
+    let pool = pulse_store::pg::pool(&app.database_url, 1).unwrap();
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE key_hash = convert_to($1, 'UTF8')")
+            .bind(key)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 0);
+    let bad = server_cli(&app.database_url, &["create-api-key"]);
+    assert!(!bad.status.success());
+}
+
+#[tokio::test]
+async fn over_the_rate_limit_is_429_with_retry_after() {
+    let app = TestApp::spawn_with(|s| {
+        s.limits.per_key = 2;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..8 {
+        let resp = app
+            .http
+            .get(format!("{}/checks", app.base))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = resp.headers().get("retry-after").cloned();
+            let body: Value = resp.json().await.unwrap();
+            assert!(body["error"].as_str().unwrap().contains("rate limit"));
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses[0], StatusCode::OK);
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let secs: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!(secs >= 1);
+}
+
+#[tokio::test]
+async fn the_per_ip_limit_applies_before_authentication() {
+    let app = TestApp::spawn_with(|s| {
+        s.limits.per_ip = 2;
+    })
+    .await;
+    let anon = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(
+            anon.get(format!("{}/checks", app.base))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
 }

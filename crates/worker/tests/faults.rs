@@ -277,7 +277,10 @@ async fn a_postgres_restart_is_survived_and_ready_tells_the_truth() {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["down"], "postgres", "{url}");
     }
-    let api = reqwest::get(format!("{}/checks", stack.base))
+    let api = stack
+        .http
+        .get(format!("{}/checks", stack.base))
+        .send()
         .await
         .unwrap();
     assert_eq!(

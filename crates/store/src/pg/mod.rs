@@ -1,6 +1,7 @@
 //! PostgreSQL: connecting, migrating, and the stores for checks and alerts.
 
 pub mod alerts;
+pub mod api_keys;
 pub mod checks;
 
 use std::time::Duration;

@@ -76,6 +76,20 @@ impl Stack {
             lease_margin_ms,
         };
         stack.base = stack.add_server(true).await;
+        let pool = pulse_store::pg::pool(&stack.env.database_url, 1).unwrap();
+        let key = pulse_store::pg::api_keys::ApiKeyStore::new(pool)
+            .create("tests")
+            .await
+            .unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {key}").parse().unwrap(),
+        );
+        stack.http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap();
         for _ in 0..workers {
             stack.add_worker().await;
         }
