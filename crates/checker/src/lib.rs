@@ -4,14 +4,19 @@
 //! connection is reused between runs: a pooled keep-alive connection could
 //! hide a dead listener, and real monitors measure a fresh connect each
 //! time. `timeout_ms` bounds the whole run, body included; redirects are
-//! followed up to 10 hops; the body is read up to a cap.
+//! followed up to 10 hops; the body is read up to a cap. The target policy
+//! (`TARGET_POLICY`) is enforced on every address connected to.
 
 use std::collections::BTreeMap;
 use std::error::Error as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use pulse_core::policy::TargetPolicy;
 use pulse_core::{FailureReason, RunOutcome};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Redirect hops followed before a run counts as an error.
 pub const MAX_REDIRECTS: usize = 10;
@@ -33,23 +38,85 @@ pub struct Probe<'a> {
 pub struct Checker {
     client: reqwest::Client,
     body_limit: usize,
+    policy: TargetPolicy,
+}
+
+/// A reqwest client builder that enforces `policy` on every address it
+/// connects to: names through a resolver that drops refused addresses,
+/// IP literals on every redirect hop (and, by the caller, on the first URL).
+pub fn guarded_client(policy: TargetPolicy, max_redirects: usize) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(PolicyResolver(policy)))
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > max_redirects {
+                attempt.error(format!("more than {max_redirects} redirects"))
+            } else if let Some(why) = policy.blocks_url(attempt.url()) {
+                attempt.error(why)
+            } else {
+                attempt.follow()
+            }
+        }))
+}
+
+/// Resolves names with the system resolver, keeping only the addresses the
+/// policy allows; if none is left, resolution fails with the reason.
+struct PolicyResolver(TargetPolicy);
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.0;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match policy.blocks(a.ip()) {
+                    Some(why) => {
+                        refused = Some(format!(
+                            "blocked by target policy: {host} resolves to {} ({why})",
+                            a.ip()
+                        ));
+                        false
+                    }
+                    None => true,
+                })
+                .collect();
+            if allowed.is_empty() {
+                let why = refused.unwrap_or_else(|| format!("{host} has no address"));
+                return Err(why.into());
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
 }
 
 impl Checker {
-    pub fn new(body_limit: usize) -> Result<Checker, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    pub fn new(body_limit: usize, policy: TargetPolicy) -> Result<Checker, reqwest::Error> {
+        let client = guarded_client(policy, MAX_REDIRECTS)
             .pool_max_idle_per_host(0)
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)
             .build()?;
-        Ok(Checker { client, body_limit })
+        Ok(Checker {
+            client,
+            body_limit,
+            policy,
+        })
     }
 
     /// Makes the request and judges the answer. Never fails: whatever goes
     /// wrong with the target is part of the outcome.
     pub async fn run(&self, probe: &Probe<'_>) -> RunOutcome {
         let started_at = Utc::now();
+        if let Some(why) = reqwest::Url::parse(probe.url)
+            .ok()
+            .and_then(|u| self.policy.blocks_url(&u))
+        {
+            return RunOutcome::failed(started_at, 0, FailureReason::Blocked, why);
+        }
         let clock = Instant::now();
         let elapsed_ms = |c: &Instant| c.elapsed().as_millis().min(u32::MAX as u128) as u32;
         let attempt = tokio::time::timeout(probe.timeout, self.fetch(probe)).await;
@@ -121,7 +188,9 @@ fn classify(e: &reqwest::Error) -> (FailureReason, String) {
         source = cause.source();
     }
     let lower = text.to_ascii_lowercase();
-    let reason = if e.is_timeout() {
+    let reason = if lower.contains("blocked by target policy") {
+        FailureReason::Blocked
+    } else if e.is_timeout() {
         FailureReason::Timeout
     } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
         FailureReason::Dns

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pulse_checker::{Checker, Probe};
-use pulse_core::{FailureReason, RunStatus};
+use pulse_core::policy::TargetPolicy;
+use pulse_core::{FailureReason, RunOutcome, RunStatus};
 use pulse_testkit::Target;
 
 fn probe<'a>(url: &'a str, headers: &'a BTreeMap<String, String>) -> Probe<'a> {
@@ -23,7 +24,7 @@ fn probe<'a>(url: &'a str, headers: &'a BTreeMap<String, String>) -> Probe<'a> {
 #[tokio::test]
 async fn an_ok_target_is_a_success_with_latency_and_code() {
     let target = Target::start().await;
-    let checker = Checker::new(1024 * 1024).unwrap();
+    let checker = Checker::new(1024 * 1024, TargetPolicy::Default).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/ok");
     let out = checker.run(&probe(&url, &h)).await;
@@ -35,7 +36,7 @@ async fn an_ok_target_is_a_success_with_latency_and_code() {
 #[tokio::test]
 async fn a_500_is_a_fail_with_status_mismatch() {
     let target = Target::start().await;
-    let checker = Checker::new(1024).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/fail");
     let out = checker.run(&probe(&url, &h)).await;
@@ -47,7 +48,7 @@ async fn a_500_is_a_fail_with_status_mismatch() {
 #[tokio::test]
 async fn a_slow_target_times_out_within_the_timeout_plus_a_margin() {
     let target = Target::start().await;
-    let checker = Checker::new(1024).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/slow?ms=5000");
     let mut p = probe(&url, &h);
@@ -64,7 +65,7 @@ async fn a_slow_target_times_out_within_the_timeout_plus_a_margin() {
 #[tokio::test]
 async fn body_contains_passes_and_fails() {
     let target = Target::start().await;
-    let checker = Checker::new(1024).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/ok");
     let mut p = probe(&url, &h);
@@ -81,7 +82,7 @@ async fn a_refused_connection_is_an_error_with_reason_connect() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let checker = Checker::new(1024).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
     let h = BTreeMap::new();
     let url = format!("http://127.0.0.1:{port}/");
     let out = checker.run(&probe(&url, &h)).await;
@@ -93,7 +94,7 @@ async fn a_refused_connection_is_an_error_with_reason_connect() {
 #[tokio::test]
 async fn redirects_are_followed_up_to_ten_hops() {
     let target = Target::start().await;
-    let checker = Checker::new(1024).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
     let h = BTreeMap::new();
     let ten = target.url("/redirect/10");
     assert_eq!(
@@ -108,7 +109,7 @@ async fn redirects_are_followed_up_to_ten_hops() {
 #[tokio::test]
 async fn each_run_uses_a_fresh_connection() {
     let target = Target::start().await;
-    let checker = Checker::new(1024).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/peer");
     for _ in 0..3 {
@@ -125,7 +126,7 @@ async fn each_run_uses_a_fresh_connection() {
 #[tokio::test]
 async fn custom_headers_and_method_are_sent() {
     let target = Target::start().await;
-    let checker = Checker::new(1024).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
     let mut h = BTreeMap::new();
     h.insert("x-pulse-test".to_string(), "yes".to_string());
     let url = target.url("/expect");
@@ -134,4 +135,73 @@ async fn custom_headers_and_method_are_sent() {
     p.method = "POST";
     p.body = Some("ping");
     assert_eq!(checker.run(&p).await.status, RunStatus::Success);
+}
+
+async fn run_with(policy: TargetPolicy, url: &str) -> RunOutcome {
+    let checker = Checker::new(1024, policy).unwrap();
+    let h = BTreeMap::new();
+    checker.run(&probe(url, &h)).await
+}
+
+fn assert_blocked(out: &RunOutcome, what: &str) {
+    assert_eq!(out.status, RunStatus::Error, "{what}: {out:?}");
+    assert_eq!(
+        out.failure_reason,
+        Some(FailureReason::Blocked),
+        "{what}: {out:?}"
+    );
+    assert!(
+        out.error.as_deref().unwrap_or("").contains("target policy"),
+        "{what}"
+    );
+}
+
+#[tokio::test]
+async fn public_only_refuses_loopback_by_literal_name_and_odd_spellings() {
+    let target = Target::start().await;
+    let port = target
+        .url("/")
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    for url in [
+        format!("http://127.0.0.1:{port}/ok"),
+        format!("http://localhost:{port}/ok"),
+        format!("http://2130706433:{port}/ok"),
+        format!("http://0177.0.0.1:{port}/ok"),
+        format!("http://[::ffff:127.0.0.1]:{port}/ok"),
+    ] {
+        assert_blocked(&run_with(TargetPolicy::PublicOnly, &url).await, &url);
+    }
+    assert_eq!(target.hits("/ok"), 0, "nothing reached the target");
+    // The default policy allows loopback (intranets are monitored).
+    let ok = run_with(
+        TargetPolicy::Default,
+        &format!("http://localhost:{port}/ok"),
+    )
+    .await;
+    assert_eq!(ok.status, RunStatus::Success, "{ok:?}");
+}
+
+#[tokio::test]
+async fn the_default_policy_refuses_metadata_addresses_and_redirects_to_them() {
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://2852039166/",
+        "http://[fd00:ec2::254]/",
+        "http://[fe80::1]/",
+    ] {
+        assert_blocked(&run_with(TargetPolicy::Default, url).await, url);
+    }
+    // An allowed target that redirects to the metadata address.
+    let target = Target::start().await;
+    let hop = format!(
+        "{}?to=http://169.254.169.254/latest/meta-data/",
+        target.url("/redirect-to")
+    );
+    let out = run_with(TargetPolicy::Default, &hop).await;
+    assert_blocked(&out, "redirect hop");
+    assert_eq!(target.hits("/redirect-to"), 1, "the first hop was made");
 }

@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod check;
 pub mod job;
+pub mod policy;
 pub mod run;
 pub mod webhook;
 

@@ -42,6 +42,8 @@ pub enum FailureReason {
     Timeout,
     StatusMismatch,
     BodyMismatch,
+    /// The target's address is refused by the target policy.
+    Blocked,
     /// Any other transport or protocol error (bad redirect, broken body...).
     Request,
 }
@@ -55,6 +57,7 @@ impl FailureReason {
             FailureReason::Timeout => "timeout",
             FailureReason::StatusMismatch => "status_mismatch",
             FailureReason::BodyMismatch => "body_mismatch",
+            FailureReason::Blocked => "blocked",
             FailureReason::Request => "request",
         }
     }
@@ -67,6 +70,7 @@ impl FailureReason {
             FailureReason::Dns
             | FailureReason::Connect
             | FailureReason::Tls
+            | FailureReason::Blocked
             | FailureReason::Request => RunStatus::Error,
         }
     }

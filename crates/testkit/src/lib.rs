@@ -123,6 +123,7 @@ struct TargetState {
 /// - `/work/NAME?ms=N`: 200 after N ms (300 by default), counted, and its
 ///   time span kept to detect overlapping executions;
 /// - `/redirect/N`: a chain of N redirects ending in 200;
+/// - `/redirect-to?to=URL`: a redirect to URL;
 /// - `/expect`: 200 only for a POST with header `x-pulse-test: yes` and
 ///   body `ping`, else 400;
 /// - `/peer`: 200, noting the client's address (one per connection).
@@ -232,6 +233,17 @@ impl Target {
                         let _span = Span::open(s.clone(), name);
                         tokio::time::sleep(Duration::from_millis(q.ms.unwrap_or(300))).await;
                         (StatusCode::OK, "all systems healthy")
+                    },
+                ),
+            )
+            .route(
+                "/redirect-to",
+                any(
+                    move |State(s): State<Arc<TargetState>>,
+                          Query(q): Query<HashMap<String, String>>| async move {
+                        record(&s, "/redirect-to");
+                        let to = q.get("to").cloned().unwrap_or_default();
+                        (StatusCode::FOUND, [("location", to)], "moved")
                     },
                 ),
             )

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use pulse_core::policy::TargetPolicy;
 use pulse_core::webhook::{signature_header, WebhookKey};
 use pulse_store::pg::alerts::{Attempt, Delivery};
 use pulse_store::AlertStore;
@@ -38,6 +39,7 @@ pub struct DeliveryPolicy {
     pub retry_for: Duration,
     pub backoff: Duration,
     pub secret: Option<WebhookKey>,
+    pub target_policy: TargetPolicy,
 }
 
 #[derive(Clone)]
@@ -55,10 +57,9 @@ impl Alerter {
         policy: DeliveryPolicy,
         poll: Duration,
     ) -> Result<Alerter, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let client = pulse_checker::guarded_client(policy.target_policy, 3)
             .timeout(policy.timeout)
             .user_agent(concat!("pulse-webhook/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(3))
             .build()?;
         Ok(Alerter {
             store,
@@ -126,6 +127,25 @@ impl Alerter {
                 "webhook-signature",
                 signature_header(&keys, &id, timestamp, &body),
             );
+        }
+        let blocked = reqwest::Url::parse(&d.webhook_url)
+            .ok()
+            .and_then(|u| self.policy.target_policy.blocks_url(&u));
+        if let Some(why) = blocked {
+            let attempt = Attempt::Failed {
+                code: None,
+                error: why,
+                retry_at: None,
+            };
+            tracing::warn!(alert_id = %d.id, "webhook url blocked by target policy");
+            if let Err(e) = self
+                .store
+                .record_attempt(d.id, d.attempts, 0, &attempt)
+                .await
+            {
+                tracing::warn!(alert_id = %d.id, error = %e, "recording webhook attempt failed");
+            }
+            return;
         }
         let started = std::time::Instant::now();
         let sent = req.body(body).send().await;

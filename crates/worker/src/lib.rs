@@ -74,6 +74,7 @@ impl Worker {
                 retry_for: s.webhook_retry_for,
                 backoff: s.webhook_backoff,
                 secret: s.webhook_secret.clone(),
+                target_policy: s.target_policy,
             },
             s.alerter_poll,
         )?;
@@ -124,7 +125,7 @@ impl Worker {
             .run(done_rx),
         );
         let ctx = RunContext {
-            checker: Checker::new(s.body_limit)?,
+            checker: Checker::new(s.body_limit, s.target_policy)?,
             done: done_tx,
         };
         let heartbeat = tokio::spawn(heartbeat(handle.clone(), background.clone()));

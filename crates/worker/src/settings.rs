@@ -38,6 +38,10 @@ pub struct Settings {
     pub webhook_secret: Option<pulse_core::webhook::WebhookKey>,
     /// `ALERTER_POLL_MS`, default 1000: how often the outbox is read.
     pub alerter_poll: Duration,
+    /// `TARGET_POLICY`: `default` (everything but cloud metadata and
+    /// link-local addresses) or `public-only`; applies to checks and
+    /// webhooks.
+    pub target_policy: pulse_core::policy::TargetPolicy,
     /// `SHUTDOWN_GRACE_MS`, default 15000: how long in-flight runs may take
     /// to finish after SIGTERM.
     pub shutdown_grace: Duration,
@@ -66,6 +70,7 @@ impl Settings {
             webhook_secret: None,
             alerter_poll: Duration::from_millis(1000),
             shutdown_grace: Duration::from_millis(15_000),
+            target_policy: Default::default(),
         }
     }
 
@@ -108,6 +113,9 @@ impl Settings {
                 "SHUTDOWN_GRACE_MS",
                 ms(d.shutdown_grace),
             )?),
+            target_policy: env_or("TARGET_POLICY", "default".to_string())?
+                .parse()
+                .map_err(|e| StoreError::Config(format!("TARGET_POLICY={e}")))?,
             services: d.services,
         })
     }

@@ -1,0 +1,231 @@
+//! Which addresses checks and webhooks may connect to.
+//!
+//! - `default`: everything but cloud metadata endpoints and link-local
+//!   ranges (169.254.0.0/16 with 169.254.169.254, fe80::/10, fd00:ec2::254).
+//!   Private networks stay allowed: self-hosted monitors watch intranets.
+//! - `public-only`, for shared deployments: also loopback, RFC 1918, CGNAT,
+//!   ULA, unspecified, multicast, broadcast, documentation and benchmarking
+//!   ranges, and IPv6 forms that embed an IPv4 address (IPv4-mapped,
+//!   IPv4-compatible, NAT64, 6to4) when that address is blocked.
+//!
+//! The worker applies this to every address it connects to, after DNS
+//! resolution and on every redirect hop.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TargetPolicy {
+    #[default]
+    Default,
+    PublicOnly,
+}
+
+impl FromStr for TargetPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "default" => Ok(TargetPolicy::Default),
+            "public-only" => Ok(TargetPolicy::PublicOnly),
+            other => Err(format!("{other:?}: use default or public-only")),
+        }
+    }
+}
+
+impl TargetPolicy {
+    /// Why `ip` may not be reached, if it may not.
+    pub fn blocks(self, ip: IpAddr) -> Option<&'static str> {
+        match ip {
+            IpAddr::V4(v4) => self.blocks_v4(v4),
+            IpAddr::V6(v6) => self.blocks_v6(v6),
+        }
+    }
+
+    fn blocks_v4(self, ip: Ipv4Addr) -> Option<&'static str> {
+        let o = ip.octets();
+        if o[0] == 169 && o[1] == 254 {
+            return Some(if o == [169, 254, 169, 254] {
+                "a cloud metadata address"
+            } else {
+                "a link-local address"
+            });
+        }
+        if self == TargetPolicy::Default {
+            return None;
+        }
+        if ip.is_loopback() {
+            Some("a loopback address")
+        } else if ip.is_private() {
+            Some("a private (RFC 1918) address")
+        } else if o[0] == 100 && (64..128).contains(&o[1]) {
+            Some("a shared (CGNAT) address")
+        } else if o[0] == 0 {
+            Some("an unspecified address")
+        } else if ip.is_multicast() || o[0] >= 240 {
+            Some("a multicast, reserved or broadcast address")
+        } else if ip.is_documentation() || (o[0] == 198 && (o[1] == 18 || o[1] == 19)) {
+            Some("a documentation or benchmarking address")
+        } else if o[0] == 192 && o[1] == 0 && o[2] == 0 {
+            Some("an IETF protocol assignment")
+        } else {
+            None
+        }
+    }
+
+    fn blocks_v6(self, ip: Ipv6Addr) -> Option<&'static str> {
+        let s = ip.segments();
+        if s[0] & 0xffc0 == 0xfe80 {
+            return Some("a link-local address");
+        }
+        if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+            return Some("a cloud metadata address");
+        }
+        // Forms that carry an IPv4 address: judge that address.
+        let embedded = if let Some(v4) = ip.to_ipv4_mapped() {
+            Some(v4)
+        } else if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+            Some(Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32))
+        } else if s[0] == 0x2002 {
+            Some(Ipv4Addr::from(((s[1] as u32) << 16) | s[2] as u32))
+        } else if s[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
+            Some(Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32))
+        } else {
+            None
+        };
+        if let Some(v4) = embedded {
+            if let Some(why) = self.blocks_v4(v4) {
+                return Some(why);
+            }
+        }
+        if self == TargetPolicy::Default {
+            return None;
+        }
+        if ip.is_loopback() {
+            Some("a loopback address")
+        } else if ip.is_unspecified() {
+            Some("an unspecified address")
+        } else if s[0] & 0xfe00 == 0xfc00 {
+            Some("a unique local (ULA) address")
+        } else if ip.is_multicast() {
+            Some("a multicast address")
+        } else if s[0] == 0x2001 && s[1] == 0xdb8 {
+            Some("a documentation address")
+        } else if embedded.is_some() && s[0] == 0 {
+            Some("an IPv4-mapped or IPv4-compatible address")
+        } else {
+            None
+        }
+    }
+
+    /// Checks a URL's host when it is an IP literal (names are checked
+    /// when they resolve). The URL parser has already turned decimal, octal
+    /// and hex IPv4 forms into plain addresses.
+    pub fn blocks_url(self, url: &url::Url) -> Option<String> {
+        let ip = match url.host()? {
+            url::Host::Ipv4(v4) => IpAddr::V4(v4),
+            url::Host::Ipv6(v6) => IpAddr::V6(v6),
+            url::Host::Domain(_) => return None,
+        };
+        self.blocks(ip)
+            .map(|why| format!("blocked by target policy: {ip} is {why}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn url_blocked(policy: TargetPolicy, u: &str) -> bool {
+        policy.blocks_url(&url::Url::parse(u).unwrap()).is_some()
+    }
+
+    #[test]
+    fn the_default_blocks_metadata_and_link_local_only() {
+        let p = TargetPolicy::Default;
+        for blocked in [
+            "169.254.169.254",
+            "169.254.1.1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(p.blocks(ip(blocked)).is_some(), "{blocked}");
+        }
+        for allowed in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "192.168.1.1",
+            "::1",
+            "fd12::1",
+            "8.8.8.8",
+        ] {
+            assert!(p.blocks(ip(allowed)).is_none(), "{allowed}");
+        }
+    }
+
+    #[test]
+    fn public_only_blocks_every_internal_range() {
+        let p = TargetPolicy::PublicOnly;
+        for blocked in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.0.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.2.1",
+            "198.18.0.1",
+            "169.254.169.254",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+            "2001:db8::1",
+        ] {
+            assert!(p.blocks(ip(blocked)).is_some(), "{blocked}");
+        }
+        // IPv4-mapped forms are refused outright, whatever they embed.
+        assert!(p.blocks(ip("::ffff:8.8.8.8")).is_some());
+        for allowed in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "2606:4700::1111"] {
+            assert!(p.blocks(ip(allowed)).is_none(), "{allowed}");
+        }
+    }
+
+    #[test]
+    fn decimal_octal_and_hex_ipv4_literals_are_caught() {
+        let p = TargetPolicy::PublicOnly;
+        for u in [
+            "http://2130706433/",
+            "http://0177.0.0.1/",
+            "http://0x7f.1/",
+            "http://127.1/",
+            "http://[::ffff:7f00:1]/",
+            "http://0251.0376.0251.0376/",
+        ] {
+            assert!(url_blocked(p, u), "{u}");
+        }
+        assert!(
+            url_blocked(TargetPolicy::Default, "http://2852039166/"),
+            "169.254.169.254 in decimal"
+        );
+        assert!(
+            !url_blocked(p, "http://example.com/"),
+            "names are judged when resolved"
+        );
+    }
+}
