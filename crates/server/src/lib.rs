@@ -53,19 +53,25 @@ impl Application {
     /// stops the scheduler and drains HTTP.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr, "api listening");
+        let metrics = pulse_store::metrics::Metrics::new();
         let scheduler = self.settings.scheduler_enabled.then(|| {
             tokio::spawn(scheduler::run(
                 pulse_store::CheckStore::new(self.services.pool.clone()),
                 self.services.queue.clone(),
                 self.settings.scheduler.clone(),
+                metrics.clone(),
                 shutdown.clone(),
             ))
         });
-        let app = api::router(api::AppState::new(
-            &self.services,
-            self.settings.auth_required,
-            self.settings.limits,
-        ));
+        let app = api::router(
+            api::AppState::new(
+                &self.services,
+                self.settings.auth_required,
+                self.settings.limits,
+                metrics,
+            ),
+            self.settings.metrics_need_key,
+        );
         let stop = shutdown.clone();
         axum::serve(
             self.listener,

@@ -6,6 +6,7 @@
 //! between claim and push loses nothing: the lease expires and the slot is
 //! re-queued.
 
+use pulse_store::metrics::Metrics;
 use pulse_store::{CheckStore, Queue};
 use tokio_util::sync::CancellationToken;
 
@@ -15,6 +16,7 @@ pub async fn run(
     store: CheckStore,
     queue: Queue,
     settings: SchedulerSettings,
+    metrics: Metrics,
     shutdown: CancellationToken,
 ) {
     tracing::info!(
@@ -22,9 +24,13 @@ pub async fn run(
         "scheduler started"
     );
     loop {
-        if let Err(e) = tick(&store, &queue, &settings).await {
-            tracing::warn!(error = %e, "scheduler tick failed");
-        }
+        match tick(&store, &queue, &settings).await {
+            Ok(n) => metrics.jobs_scheduled.inc_by(n as u64),
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler tick failed");
+                0
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(settings.poll) => {}
             _ = shutdown.cancelled() => break,

@@ -21,6 +21,9 @@ pub struct Settings {
     /// `API_RATE_LIMIT` (per key, default 50/s) and `API_IP_RATE_LIMIT`
     /// (per client IP, default 100/s); bursts of twice that.
     pub limits: crate::api::Limits,
+    /// `METRICS_REQUIRE_KEY`, default false: whether `/metrics` needs an
+    /// API key.
+    pub metrics_need_key: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +46,7 @@ impl Settings {
             port: 0,
             scheduler_enabled: true,
             auth_required: true,
+            metrics_need_key: false,
             limits: crate::api::Limits {
                 per_key: 50,
                 per_ip: 100,
@@ -70,6 +74,7 @@ impl Settings {
                     )))
                 }
             },
+            metrics_need_key: env_or("METRICS_REQUIRE_KEY", d.metrics_need_key)?,
             limits: crate::api::Limits {
                 per_key: env_or("API_RATE_LIMIT", d.limits.per_key)?,
                 per_ip: env_or("API_IP_RATE_LIMIT", d.limits.per_ip)?,

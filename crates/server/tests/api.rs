@@ -365,11 +365,12 @@ async fn ready_is_503_naming_the_service_that_is_down() {
             per_key: 50,
             per_ip: 100,
         },
+        pulse_store::metrics::Metrics::new(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, pulse_server::api::router(state))
+        axum::serve(listener, pulse_server::api::router(state, false))
             .await
             .unwrap()
     });
@@ -562,4 +563,45 @@ async fn the_per_ip_limit_applies_before_authentication() {
         statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
     );
+}
+
+#[tokio::test]
+async fn metrics_count_api_requests_by_route_template() {
+    let app = TestApp::spawn().await;
+    let (_, check) = app.post("/checks", example()).await;
+    let id = check["id"].as_str().unwrap();
+    app.get(&format!("/checks/{id}")).await;
+    app.get("/checks/not-a-uuid").await;
+    let text = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"pulse_api_requests_total{method="POST",route="/checks",status="201"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/checks/{id}",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/checks/{id}",status="400"} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains(id), "ids are not labels");
+
+    let locked = TestApp::spawn_with(|s| s.metrics_need_key = true).await;
+    let anon = reqwest::get(format!("{}/metrics", locked.base))
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    let keyed = locked
+        .http
+        .get(format!("{}/metrics", locked.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), StatusCode::OK);
 }

@@ -3,6 +3,7 @@
 //! ClickHouse keeps every run's result.
 
 pub mod config;
+pub mod metrics;
 pub mod pg;
 pub mod queue;
 pub mod results;

@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::Utc;
 use pulse_core::policy::TargetPolicy;
 use pulse_core::webhook::{signature_header, WebhookKey};
+use pulse_store::metrics::{Metrics, OutcomeLabel};
 use pulse_store::pg::alerts::{Attempt, Delivery};
 use pulse_store::AlertStore;
 use tokio::sync::{Notify, Semaphore};
@@ -49,11 +50,13 @@ pub struct Alerter {
     policy: DeliveryPolicy,
     poll: Duration,
     wake: Arc<Notify>,
+    metrics: Metrics,
 }
 
 impl Alerter {
     pub fn new(
         store: AlertStore,
+        metrics: Metrics,
         policy: DeliveryPolicy,
         poll: Duration,
     ) -> Result<Alerter, reqwest::Error> {
@@ -67,6 +70,7 @@ impl Alerter {
             policy,
             poll,
             wake: Arc::new(Notify::new()),
+            metrics,
         })
     }
 
@@ -172,6 +176,19 @@ impl Alerter {
                 retry_at: self.retry_at(d.attempts, d.created_at),
             },
         };
+        let outcome = match &attempt {
+            Attempt::Delivered { .. } => "delivered",
+            Attempt::Failed {
+                retry_at: Some(_), ..
+            } => "retry",
+            Attempt::Failed { .. } => "failed",
+        };
+        self.metrics
+            .webhooks
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
         match &attempt {
             Attempt::Delivered { code } => {
                 tracing::info!(alert_id = %d.id, code, attempts = d.attempts, "webhook delivered")

@@ -25,9 +25,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use finisher::Finisher;
+use pulse_store::metrics::Metrics;
 pub use runner::{process_one, Processed, RunContext};
 pub use settings::Settings;
-use writer::{Writer, WriterStats};
+use writer::Writer;
 
 /// Most jobs taken from Redis in one round trip.
 const TAKE_BATCH: usize = 64;
@@ -67,8 +68,10 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let s = &self.settings;
         let checks = CheckStore::new(self.services.pool.clone());
+        let metrics = Metrics::new();
         let alerter = alerter::Alerter::new(
             AlertStore::new(self.services.pool.clone()),
+            metrics.clone(),
             alerter::DeliveryPolicy {
                 timeout: s.webhook_timeout,
                 retry_for: s.webhook_retry_for,
@@ -79,14 +82,13 @@ impl Worker {
             s.alerter_poll,
         )?;
         let (tx, rx) = mpsc::channel(s.batch_size.max(s.concurrency) * 2);
-        let stats = Arc::new(WriterStats::default());
         let writer = tokio::spawn(
             Writer::new(
                 self.services.results.clone(),
                 s.batch_size,
                 s.flush_interval,
                 s.max_buffer,
-                stats.clone(),
+                metrics.clone(),
             )
             .run(rx),
         );
@@ -95,6 +97,7 @@ impl Worker {
         let health_task = tokio::spawn(health::serve(
             self.listener,
             self.services.clone(),
+            metrics.clone(),
             background.clone(),
         ));
         let mut consumer = loop {
@@ -127,8 +130,14 @@ impl Worker {
         let ctx = RunContext {
             checker: Checker::new(s.body_limit, s.target_policy)?,
             done: done_tx,
+            metrics: metrics.clone(),
         };
-        let heartbeat = tokio::spawn(heartbeat(handle.clone(), background.clone()));
+        let heartbeat = tokio::spawn(heartbeat(
+            handle.clone(),
+            self.services.queue.clone(),
+            metrics.clone(),
+            background.clone(),
+        ));
         tracing::info!(worker_id = %s.worker_id, concurrency = s.concurrency, health = %self.addr, "worker started");
 
         let slots = Arc::new(Semaphore::new(s.concurrency));
@@ -195,8 +204,8 @@ impl Worker {
         background.cancel();
         let _ = tokio::join!(alerter_task, health_task, heartbeat);
         tracing::info!(
-            written = stats.written.load(std::sync::atomic::Ordering::Relaxed),
-            dropped = stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            written = metrics.results_written.get(),
+            dropped = metrics.results_dropped.get(),
             "worker stopped"
         );
         Ok(())
@@ -205,8 +214,16 @@ impl Worker {
 
 /// Keeps this worker's heartbeat alive and returns dead workers' taken jobs
 /// to the queue.
-async fn heartbeat(handle: pulse_store::ConsumerHandle, stop: CancellationToken) {
+async fn heartbeat(
+    handle: pulse_store::ConsumerHandle,
+    queue: pulse_store::Queue,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
     loop {
+        if let Ok(depth) = queue.len().await {
+            metrics.queue_depth.set(depth);
+        }
         if let Err(e) = handle.heartbeat().await {
             tracing::warn!(error = %e, "heartbeat failed");
         }

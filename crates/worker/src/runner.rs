@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use pulse_checker::{Checker, Probe};
 use pulse_core::{AlertKind, AlertPayload, Job, RunOutcome};
+use pulse_store::metrics::{Metrics, StatusLabel};
 use pulse_store::pg::checks::{Finish, NewAlert};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::finisher::Done;
@@ -17,6 +19,7 @@ use crate::finisher::Done;
 pub struct RunContext {
     pub checker: Checker,
     pub done: mpsc::Sender<Done>,
+    pub metrics: Metrics,
 }
 
 /// How processing a job ended.
@@ -38,13 +41,30 @@ pub async fn process_one(ctx: &RunContext, raw: String) -> Processed {
         let _ = ctx.done.send(Done::Skip { raw }).await;
         return Processed::Malformed;
     };
+    let span = tracing::info_span!("run", check_id = %job.check_id, slot_ms = job.slot_ms);
+    run_job(ctx, raw, job).instrument(span).await
+}
+
+async fn run_job(ctx: &RunContext, raw: String, job: Job) -> Processed {
     let now_ms = chrono::Utc::now().timestamp_millis();
     if !job.can_start(now_ms) {
         tracing::warn!(check_id = %job.check_id, "job waited past its lease; left for re-queue");
         let _ = ctx.done.send(Done::Skip { raw }).await;
         return Processed::LeaseTooShort;
     }
+    ctx.metrics.in_flight.inc();
     let outcome = ctx.checker.run(&probe(&job)).await;
+    ctx.metrics.in_flight.dec();
+    let m = &ctx.metrics;
+    m.runs
+        .get_or_create(&StatusLabel {
+            status: outcome.status.as_str().into(),
+        })
+        .inc();
+    m.run_duration
+        .observe(f64::from(outcome.latency_ms) / 1000.0);
+    m.schedule_lag
+        .observe((outcome.started_at.timestamp_millis() - job.slot_ms).max(0) as f64 / 1000.0);
     let (state, kind) = job
         .incident_state()
         .next(outcome.status.is_success(), job.check.alert_threshold);

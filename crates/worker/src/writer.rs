@@ -4,26 +4,18 @@
 //! retried; beyond `max_buffer` the oldest are dropped and counted.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
+use pulse_store::metrics::Metrics;
 use pulse_store::{ResultsStore, RunRow};
 use tokio::sync::mpsc;
-
-#[derive(Default)]
-pub struct WriterStats {
-    pub written: AtomicU64,
-    pub dropped: AtomicU64,
-    pub failed_flushes: AtomicU64,
-}
 
 pub struct Writer {
     results: ResultsStore,
     batch_size: usize,
     flush_interval: Duration,
     max_buffer: usize,
-    stats: Arc<WriterStats>,
+    metrics: Metrics,
 }
 
 impl Writer {
@@ -32,14 +24,14 @@ impl Writer {
         batch_size: usize,
         flush_interval: Duration,
         max_buffer: usize,
-        stats: Arc<WriterStats>,
+        metrics: Metrics,
     ) -> Writer {
         Writer {
             results,
             batch_size,
             flush_interval,
             max_buffer: max_buffer.max(batch_size),
-            stats,
+            metrics,
         }
     }
 
@@ -77,21 +69,20 @@ impl Writer {
                 rows = buffer.len(),
                 "results lost at shutdown: clickhouse unavailable"
             );
-            self.stats
-                .dropped
-                .fetch_add(buffer.len() as u64, Ordering::Relaxed);
+            self.metrics.results_dropped.inc_by(buffer.len() as u64);
         }
     }
 
     fn push(&self, buffer: &mut VecDeque<RunRow>, row: RunRow) {
         if buffer.len() >= self.max_buffer {
             buffer.pop_front();
-            let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let dropped = self.metrics.results_dropped.inc() + 1;
             if dropped.is_power_of_two() {
                 tracing::error!(dropped, "results buffer full: dropping oldest results");
             }
         }
         buffer.push_back(row);
+        self.metrics.results_buffered.set(buffer.len() as i64);
     }
 
     async fn flush(&self, buffer: &mut VecDeque<RunRow>) {
@@ -101,10 +92,10 @@ impl Writer {
             match self.results.insert(&batch).await {
                 Ok(()) => {
                     buffer.drain(..n);
-                    self.stats.written.fetch_add(n as u64, Ordering::Relaxed);
+                    self.metrics.results_written.inc_by(n as u64);
+                    self.metrics.results_buffered.set(buffer.len() as i64);
                 }
                 Err(e) => {
-                    self.stats.failed_flushes.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, buffered = buffer.len(), "results insert failed, will retry");
                     return;
                 }

@@ -365,7 +365,7 @@ async fn deleted_and_disabled_checks_stop_running() {
 }
 
 #[tokio::test]
-async fn the_worker_serves_health_and_ready() {
+async fn the_worker_serves_health_ready_and_metrics() {
     let mut stack = Stack::start(0).await;
     let (port, _stop) = stack.add_worker().await;
     let health: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/health"))
@@ -379,6 +379,48 @@ async fn the_worker_serves_health_and_ready() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+
+    // Metrics reflect real runs.
+    let target = Target::start().await;
+    let c = stack
+        .create(check("m", &target.url("/ok"), json!({})))
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "two stored runs", || async {
+        stack.runs(&id).await.len() >= 2
+    })
+    .await;
+    let metrics = || async {
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    wait_until(LIMIT, "metrics to count the runs", || async {
+        let text = metrics().await;
+        let value = |prefix: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        value(r#"pulse_runs_total{status="success"}"#) >= 2.0
+            && value("pulse_schedule_lag_seconds_count") >= 2.0
+            && value("pulse_run_duration_seconds_count") >= 2.0
+            && value("pulse_results_written_total") >= 2.0
+    })
+    .await;
+    let text = metrics().await;
+    for name in [
+        "pulse_queue_depth",
+        "pulse_runs_in_flight",
+        "pulse_results_dropped_total",
+        "pulse_results_buffered",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
 }
 
 #[tokio::test]

@@ -4,11 +4,13 @@ mod auth;
 mod checks;
 mod error;
 mod health;
+mod metrics;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use pulse_store::metrics::Metrics;
 use pulse_store::pg::api_keys::ApiKeyStore;
 use pulse_store::runtime::Services;
 use pulse_store::{AlertStore, CheckStore};
@@ -26,30 +28,47 @@ pub struct AppState {
     pub keys: ApiKeyStore,
     pub services: Services,
     pub auth_required: bool,
+    pub metrics: Metrics,
     limits: Arc<auth::RateLimits>,
 }
 
 impl AppState {
-    pub fn new(services: &Services, auth_required: bool, limits: Limits) -> AppState {
+    pub fn new(
+        services: &Services,
+        auth_required: bool,
+        limits: Limits,
+        metrics: Metrics,
+    ) -> AppState {
         AppState {
             checks: CheckStore::new(services.pool.clone()),
             alerts: AlertStore::new(services.pool.clone()),
             keys: ApiKeyStore::new(services.pool.clone()),
             services: services.clone(),
             auth_required,
+            metrics,
             limits: auth::RateLimits::new(limits),
         }
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    let protected = checks::router().route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_key,
-    ));
+/// The API. With `metrics_need_key`, `/metrics` sits behind the API key
+/// like `/checks`; otherwise it is open like `/health`.
+pub fn router(state: AppState, metrics_need_key: bool) -> Router {
+    let key = axum::middleware::from_fn_with_state(state.clone(), auth::require_key);
+    let mut protected = checks::router();
+    let mut open = health::router();
+    if metrics_need_key {
+        protected = protected.merge(metrics::router());
+    } else {
+        open = open.merge(metrics::router());
+    }
     Router::new()
-        .merge(protected)
-        .merge(health::router())
+        .merge(protected.route_layer(key))
+        .merge(open)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
         .fallback(|| async { ApiError::NotFound("no such route") })
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)

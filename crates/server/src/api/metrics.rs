@@ -1,0 +1,43 @@
+//! `GET /metrics` (Prometheus text format) and the request counter.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use pulse_store::metrics::RequestLabels;
+
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(render))
+}
+
+async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+/// Counts every request by method, route template (not the raw path, so
+/// ids do not explode the label set) and status.
+pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .api_requests
+        .get_or_create(&RequestLabels {
+            method,
+            route,
+            status: resp.status().as_u16().to_string(),
+        })
+        .inc();
+    resp
+}
