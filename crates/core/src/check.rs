@@ -29,6 +29,9 @@ pub struct CheckSpec {
     pub interval_seconds: i32,
     pub timeout_ms: i32,
     pub alert_threshold: i32,
+    /// Attempts after a failed one before the run counts as failed (0..=5).
+    #[serde(default)]
+    pub retries: i32,
     pub webhook_url: Option<String>,
     /// Signing key for this check's webhooks (`whsec_...`), used beside the
     /// global `WEBHOOK_SECRET`. Write-only: never shown by the API.
@@ -51,6 +54,7 @@ impl CheckSpec {
             interval_seconds: 60,
             timeout_ms: 10_000,
             alert_threshold: 3,
+            retries: 0,
             webhook_url: None,
             webhook_secret: None,
             enabled: true,
@@ -93,6 +97,7 @@ pub struct CheckInput {
     pub interval_seconds: Option<i64>,
     pub timeout_ms: Option<i64>,
     pub alert_threshold: Option<i64>,
+    pub retries: Option<i64>,
     #[serde(default, deserialize_with = "present")]
     pub webhook_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
@@ -154,6 +159,9 @@ impl CheckInput {
         }
         if let Some(v) = self.alert_threshold {
             spec.alert_threshold = in_range("alert_threshold", v, 1, 1000)? as i32;
+        }
+        if let Some(v) = self.retries {
+            spec.retries = in_range("retries", v, 0, 5)? as i32;
         }
         if let Some(v) = self.webhook_url {
             spec.webhook_url = v.map(|u| u.trim().to_string());

@@ -41,6 +41,10 @@ pub struct JobCheck {
     pub body_contains: Option<String>,
     pub timeout_ms: i32,
     pub alert_threshold: i32,
+    #[serde(default)]
+    pub retries: i32,
+    #[serde(default)]
+    pub interval_seconds: i32,
     pub webhook_url: Option<String>,
     /// Alert state after the previous run; nothing else writes it while the
     /// lease is held.
@@ -76,9 +80,36 @@ impl Job {
     /// margin. One that waited longer is not started: its slot is re-queued
     /// under a new lease, and starting it anyway could overlap that run.
     pub fn can_start(&self, now_ms: i64) -> bool {
-        let timeout = i64::from(self.check.timeout_ms);
-        let margin = self.lease_expires_ms - self.claimed_ms - timeout;
-        now_ms + timeout + margin / 2 <= self.lease_expires_ms
+        now_ms + self.run_budget_ms() + self.margin_ms() / 2 <= self.lease_expires_ms
+    }
+
+    /// The longest a run can take: every attempt timing out, plus the
+    /// pauses between them. The scheduler's lease is this plus its margin
+    /// (the claim computes the same sum in SQL).
+    pub fn run_budget_ms(&self) -> i64 {
+        let retries = self.check.retries.clamp(0, 5);
+        i64::from(self.check.timeout_ms) * i64::from(retries + 1) + 200 * ((1i64 << retries) - 1)
+    }
+
+    fn margin_ms(&self) -> i64 {
+        self.lease_expires_ms - self.claimed_ms - self.run_budget_ms()
+    }
+
+    /// The pause before retry `n` (1-based): 200 ms, doubling.
+    pub fn retry_backoff_ms(n: u8) -> i64 {
+        200i64 << n.saturating_sub(1).min(5)
+    }
+
+    /// Whether retry `n` may start at `now_ms` after its backoff: it must
+    /// fit in the lease (as [`Self::can_start`]) and end before the next
+    /// slot is due, so retries never overlap the next run.
+    pub fn can_retry(&self, n: u8, now_ms: i64) -> bool {
+        let start = now_ms + Self::retry_backoff_ms(n);
+        let next_slot = self.slot_ms + i64::from(self.check.interval_seconds) * 1000;
+        let end = start + i64::from(self.check.timeout_ms);
+        n as i32 <= self.check.retries
+            && end + self.margin_ms() / 2 <= self.lease_expires_ms
+            && end <= next_slot
     }
 }
 
@@ -103,6 +134,8 @@ mod tests {
                 body_contains: Some("ok".into()),
                 timeout_ms: 5000,
                 alert_threshold: 3,
+                retries: 2,
+                interval_seconds: 60,
                 webhook_url: None,
                 consecutive_fails: 1,
                 incident_open: false,
@@ -123,8 +156,28 @@ mod tests {
     }
 
     #[test]
+    fn retries_stay_within_the_lease_and_before_the_next_slot() {
+        let mut job = job();
+        job.check.timeout_ms = 1000;
+        // 2 retries: budget 3 x 1 s + 200 + 400 ms = 3.6 s; margin 2 s.
+        assert_eq!(job.run_budget_ms(), 3600);
+        job.lease_expires_ms = job.claimed_ms + 5600;
+        assert!(job.can_start(job.claimed_ms + 1000));
+        assert!(!job.can_start(job.claimed_ms + 1001));
+        assert!(job.can_retry(1, job.claimed_ms + 1000));
+        assert!(job.can_retry(2, job.claimed_ms + 2000));
+        assert!(!job.can_retry(3, job.claimed_ms + 1000), "only 2 retries");
+        assert!(!job.can_retry(2, job.claimed_ms + 3300), "past the lease");
+        // A 2 s interval: a retry must end before the next slot.
+        job.check.interval_seconds = 2;
+        assert!(job.can_retry(1, job.slot_ms + 500));
+        assert!(!job.can_retry(1, job.slot_ms + 900));
+    }
+
+    #[test]
     fn a_job_starts_only_if_its_run_fits_in_the_lease() {
-        let job = job();
+        let mut job = job();
+        job.check.retries = 0;
         // Lease ends 7 s after the claim: timeout 5 s, margin 2 s. It may
         // wait up to half the margin.
         assert!(job.can_start(job.claimed_ms));

@@ -85,6 +85,8 @@ pub struct RunOutcome {
     pub status_code: Option<u16>,
     pub error: Option<String>,
     pub started_at: DateTime<Utc>,
+    /// Attempts made: 1, plus the check's retries that were used.
+    pub attempts: u8,
 }
 
 impl RunOutcome {
@@ -120,6 +122,7 @@ impl RunOutcome {
                 status_code: Some(status_code),
                 error: None,
                 started_at,
+                attempts: 1,
             },
             Some((reason, error)) => RunOutcome {
                 status: reason.status(),
@@ -128,6 +131,7 @@ impl RunOutcome {
                 status_code: Some(status_code),
                 error: Some(error),
                 started_at,
+                attempts: 1,
             },
         }
     }
@@ -146,6 +150,7 @@ impl RunOutcome {
             status_code: None,
             error: Some(error),
             started_at,
+            attempts: 1,
         }
     }
 }

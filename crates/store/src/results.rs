@@ -34,6 +34,8 @@ pub struct RunRow {
     pub status_code: u16,
     pub error: Option<String>,
     pub worker: String,
+    /// Attempts made (1 plus retries used).
+    pub attempts: u8,
 }
 
 /// A run as the API shows it.
@@ -48,6 +50,7 @@ pub struct RunView {
     pub error: Option<String>,
     pub run_at: DateTime<Utc>,
     pub scheduled_at: DateTime<Utc>,
+    pub attempts: u8,
 }
 
 impl From<RunRow> for RunView {
@@ -63,6 +66,7 @@ impl From<RunRow> for RunView {
             error: r.error,
             run_at: ms(r.run_at_ms),
             scheduled_at: ms(r.scheduled_at_ms),
+            attempts: r.attempts,
         }
     }
 }
@@ -113,13 +117,32 @@ impl ResultsStore {
                     latency_ms UInt32,
                     status_code UInt16,
                     error Nullable(String),
-                    worker String
+                    worker String,
+                    attempts UInt8 DEFAULT 1
                 ) ENGINE = MergeTree()
                 PARTITION BY toYYYYMMDD(run_at)
                 ORDER BY (check_id, run_at)"
             ))
             .execute()
             .await?;
+        // Columns added after the first release: old servers lack
+        // `ADD COLUMN IF NOT EXISTS`, so look in system.columns first.
+        for (column, ty) in [("attempts", "UInt8 DEFAULT 1")] {
+            let present: u64 = self
+                .server
+                .query("SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?")
+                .bind(&self.database)
+                .bind(TABLE)
+                .bind(column)
+                .fetch_one()
+                .await?;
+            if present == 0 {
+                self.client
+                    .query(&format!("ALTER TABLE {TABLE} ADD COLUMN {column} {ty}"))
+                    .execute()
+                    .await?;
+            }
+        }
         Ok(())
     }
 

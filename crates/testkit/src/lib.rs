@@ -124,6 +124,7 @@ struct TargetState {
 ///   time span kept to detect overlapping executions;
 /// - `/redirect/N`: a chain of N redirects ending in 200;
 /// - `/redirect-to?to=URL`: a redirect to URL;
+/// - `/flaky/NAME?fail=N`: 500 for the first N requests, then 200;
 /// - `/expect`: 200 only for a POST with header `x-pulse-test: yes` and
 ///   body `ping`, else 400;
 /// - `/peer`: 200, noting the client's address (one per connection).
@@ -233,6 +234,24 @@ impl Target {
                         let _span = Span::open(s.clone(), name);
                         tokio::time::sleep(Duration::from_millis(q.ms.unwrap_or(300))).await;
                         (StatusCode::OK, "all systems healthy")
+                    },
+                ),
+            )
+            .route(
+                "/flaky/{name}",
+                any(
+                    move |State(s): State<Arc<TargetState>>,
+                          Path(name): Path<String>,
+                          Query(q): Query<HashMap<String, String>>| async move {
+                        let path = format!("/flaky/{name}");
+                        record(&s, &path);
+                        let fail: usize = q.get("fail").and_then(|v| v.parse().ok()).unwrap_or(1);
+                        let n = s.hits.lock().unwrap().get(&path).map_or(0, Vec::len);
+                        if n <= fail {
+                            (StatusCode::INTERNAL_SERVER_ERROR, "not yet")
+                        } else {
+                            (StatusCode::OK, "all systems healthy")
+                        }
                     },
                 ),
             )

@@ -136,5 +136,6 @@ fn run_row(worker: &str, slot_ms: i64, f: &Finish) -> RunRow {
         status_code: o.status_code.unwrap_or(0),
         error: o.error.clone(),
         worker: worker.to_string(),
+        attempts: o.attempts,
     }
 }

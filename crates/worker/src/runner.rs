@@ -53,7 +53,7 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) -> Processed {
         return Processed::LeaseTooShort;
     }
     ctx.metrics.in_flight.inc();
-    let outcome = ctx.checker.run(&probe(&job)).await;
+    let outcome = run_with_retries(ctx, &job).await;
     ctx.metrics.in_flight.dec();
     let m = &ctx.metrics;
     m.runs
@@ -86,6 +86,25 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) -> Processed {
         })
         .await;
     Processed::Ran(outcome)
+}
+
+/// Runs the request, and again up to `retries` times while it fails, with a
+/// short backoff, as long as each retry fits in the lease and ends before
+/// the next slot. The outcome is the last attempt's, dated from the first.
+async fn run_with_retries(ctx: &RunContext, job: &Job) -> RunOutcome {
+    let probe = probe(job);
+    let mut outcome = ctx.checker.run(&probe).await;
+    let first_start = outcome.started_at;
+    let mut n: u8 = 1;
+    while !outcome.status.is_success() && job.can_retry(n, chrono::Utc::now().timestamp_millis()) {
+        tokio::time::sleep(Duration::from_millis(Job::retry_backoff_ms(n) as u64)).await;
+        tracing::debug!(check_id = %job.check_id, retry = n, "retrying failed run");
+        outcome = ctx.checker.run(&probe).await;
+        n += 1;
+    }
+    outcome.attempts = n;
+    outcome.started_at = first_start;
+    outcome
 }
 
 fn probe(job: &Job) -> Probe<'_> {

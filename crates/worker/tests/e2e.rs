@@ -458,3 +458,47 @@ async fn sigterm_lets_the_run_in_flight_finish_flushes_and_exits_zero() {
     assert_eq!(runs[0].status, "success");
     assert_eq!(target.hits("/slow"), 1);
 }
+
+#[tokio::test]
+async fn retries_turn_a_blip_into_a_success_and_are_recorded() {
+    let target = Target::start().await;
+    let stack = Stack::start(1).await;
+    let blip = stack
+        .create(check(
+            "blip",
+            &target.url("/flaky/blip?fail=2"),
+            json!({"retries": 2, "interval_seconds": 60, "timeout_ms": 1000, "alert_threshold": 1}),
+        ))
+        .await;
+    let down = stack
+        .create(check(
+            "down",
+            &target.url("/hit/x"),
+            json!({"retries": 1, "interval_seconds": 60, "timeout_ms": 1000, "expected_status": 201}),
+        ))
+        .await;
+    let (b, d) = (
+        blip["id"].as_str().unwrap().to_string(),
+        down["id"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(blip["retries"], 2);
+    wait_until(LIMIT, "both runs", || async {
+        !stack.runs(&b).await.is_empty() && !stack.runs(&d).await.is_empty()
+    })
+    .await;
+    let run = &stack.runs(&b).await[0];
+    assert_eq!(
+        run.status, "success",
+        "two failures then a success within the retries"
+    );
+    assert_eq!(run.attempts, 3);
+    assert_eq!(target.hits("/flaky/blip"), 3);
+    let alerts = stack.get(&format!("/checks/{b}/alerts")).await;
+    assert_eq!(alerts, json!([]), "a blip raises no alert");
+    let run = &stack.runs(&d).await[0];
+    assert_eq!(run.status, "fail", "still failing after its retry");
+    assert_eq!(run.attempts, 2);
+    assert_eq!(target.hits("/hit/x"), 2);
+    let api = stack.get(&format!("/checks/{d}/runs")).await;
+    assert_eq!(api[0]["attempts"], 2);
+}

@@ -30,6 +30,7 @@ struct CheckRow {
     interval_seconds: i32,
     timeout_ms: i32,
     alert_threshold: i32,
+    retries: i32,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     enabled: bool,
@@ -45,7 +46,7 @@ struct CheckRow {
 }
 
 const CHECK_COLUMNS: &str = "id, name, url, method, headers, body, expected_status, body_contains, \
-    interval_seconds, timeout_ms, alert_threshold, webhook_url, webhook_secret, enabled, last_status, last_run_at, \
+    interval_seconds, timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, last_status, last_run_at, \
     last_latency_ms, last_status_code, last_error, consecutive_fails, next_run_at, created_at, updated_at";
 
 impl From<CheckRow> for Check {
@@ -63,6 +64,7 @@ impl From<CheckRow> for Check {
                 interval_seconds: r.interval_seconds,
                 timeout_ms: r.timeout_ms,
                 alert_threshold: r.alert_threshold,
+                retries: r.retries,
                 webhook_url: r.webhook_url,
                 webhook_secret: r.webhook_secret,
                 enabled: r.enabled,
@@ -115,6 +117,8 @@ struct ClaimRow {
     body_contains: Option<String>,
     timeout_ms: i32,
     alert_threshold: i32,
+    retries: i32,
+    interval_seconds: i32,
     webhook_url: Option<String>,
     consecutive_fails: i32,
     incident_open: bool,
@@ -138,6 +142,8 @@ impl From<ClaimRow> for Job {
                 body_contains: r.body_contains,
                 timeout_ms: r.timeout_ms,
                 alert_threshold: r.alert_threshold,
+                retries: r.retries,
+                interval_seconds: r.interval_seconds,
                 webhook_url: r.webhook_url,
                 consecutive_fails: r.consecutive_fails,
                 incident_open: r.incident_open,
@@ -150,14 +156,18 @@ impl From<ClaimRow> for Job {
 const CLAIM_RETURNING: &str = "RETURNING c.id, c.lease_token, c.lease_slot, c.lease_expires_at, \
     now() AS claimed_at, \
     c.name, c.url, c.method, c.headers, c.body, c.expected_status, c.body_contains, c.timeout_ms, \
-    c.alert_threshold, c.webhook_url, c.consecutive_fails, c.incident_open";
+    c.alert_threshold, c.retries, c.interval_seconds, c.webhook_url, c.consecutive_fails, \
+    c.incident_open";
 
 /// The scheduler's claim statement (`$1` batch size, `$2` lease margin in
-/// ms). Public so the benchmark can show its plan.
+/// ms). The lease covers the run's budget (every attempt timing out plus
+/// the pauses between retries: `Job::run_budget_ms`) plus the margin.
+/// Public so the benchmark can show its plan.
 pub const CLAIM_DUE_SQL: &str = "UPDATE checks c SET \
         lease_token = gen_random_uuid(), \
         lease_slot = c.next_run_at, \
-        lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000), \
+        lease_expires_at = now() + make_interval(secs => (c.timeout_ms * (c.retries + 1) \
+            + 200 * (power(2, c.retries) - 1) + $2)::float8 / 1000), \
         next_run_at = CASE \
             WHEN c.catching_up AND now() - c.next_run_at <= interval '60 seconds' \
             THEN c.next_run_at + make_interval(secs => c.interval_seconds) \
@@ -173,7 +183,7 @@ pub const CLAIM_DUE_SQL: &str = "UPDATE checks c SET \
 
 type CheckQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, CheckRow, PgArguments>;
 
-/// Binds a spec's fields as parameters `$2` to `$14`, in column order.
+/// Binds a spec's fields as parameters `$2` to `$15`, in column order.
 fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
     query
         .bind(&spec.name)
@@ -189,6 +199,7 @@ fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
         .bind(&spec.webhook_url)
         .bind(spec.enabled)
         .bind(&spec.webhook_secret)
+        .bind(spec.retries)
 }
 
 impl CheckStore {
@@ -204,8 +215,9 @@ impl CheckStore {
     pub async fn create(&self, spec: &CheckSpec) -> Result<Check> {
         let sql = format!(
             "INSERT INTO checks (id, name, url, method, headers, body, expected_status, body_contains, \
-             interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, webhook_secret, next_run_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now()) \
+             interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, webhook_secret, \
+             retries, next_run_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, now()) \
              RETURNING {CHECK_COLUMNS}"
         );
         let query = sqlx::query_as(&sql).bind(Uuid::new_v4());
@@ -250,6 +262,7 @@ impl CheckStore {
             "UPDATE checks SET name = $2, url = $3, method = $4, headers = $5, body = $6, \
              expected_status = $7, body_contains = $8, interval_seconds = $9, timeout_ms = $10, \
              alert_threshold = $11, webhook_url = $12, enabled = $13, webhook_secret = $14, \
+             retries = $15, \
              next_run_at = LEAST(next_run_at, now() + $9 * interval '1 second'), \
              updated_at = now() \
              WHERE id = $1 AND deleted_at IS NULL RETURNING {CHECK_COLUMNS}"
@@ -301,7 +314,8 @@ impl CheckStore {
             "UPDATE checks c SET \
                 lease_token = gen_random_uuid(), \
                 catching_up = true, \
-                lease_expires_at = now() + make_interval(secs => (c.timeout_ms + $2)::float8 / 1000) \
+                lease_expires_at = now() + make_interval(secs => (c.timeout_ms * (c.retries + 1) \
+            + 200 * (power(2, c.retries) - 1) + $2)::float8 / 1000) \
              WHERE c.id = ANY(ARRAY( \
                 SELECT id FROM checks \
                 WHERE lease_token IS NOT NULL AND lease_expires_at <= now() \
