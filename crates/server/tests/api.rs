@@ -605,3 +605,41 @@ async fn metrics_count_api_requests_by_route_template() {
         .unwrap();
     assert_eq!(keyed.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let env = TestEnv::new().await;
+    let port = pulse_testkit::free_port();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env_clear()
+        .env("DATABASE_URL", &env.database_url)
+        .env("REDIS_URL", &env.redis_url)
+        .env("CLICKHOUSE_DSN", &env.clickhouse_dsn)
+        .env("REDIS_PREFIX", &env.redis_prefix)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/ready");
+    pulse_testkit::wait_until(
+        std::time::Duration::from_secs(20),
+        "server ready",
+        || async { reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) },
+    )
+    .await;
+    let pid = server.id().unwrap().to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), server.wait())
+        .await
+        .expect("server exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(reqwest::get(&url).await.is_err(), "no longer listening");
+}

@@ -318,3 +318,39 @@ async fn a_postgres_restart_is_survived_and_ready_tells_the_truth() {
         t.elapsed()
     );
 }
+
+#[tokio::test]
+async fn when_the_result_buffer_overflows_drops_are_counted_and_exported() {
+    let services = PrivateServices::start();
+    let target = Target::start().await;
+    let mut stack = Stack::start_on(services.env.clone(), 0).await;
+    let mut settings = common::worker_settings(&stack.env);
+    settings.batch_size = 2;
+    settings.max_buffer = 2;
+    let (port, _stop) = stack.add_worker_with(settings).await;
+    for i in 0..3 {
+        stack
+            .create(check(&format!("b{i}"), &target.url("/ok"), json!({})))
+            .await;
+    }
+    services.stop("ch");
+    let dropped = || async {
+        let text = reqwest::get(worker_url(port, "/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with("pulse_results_dropped_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    wait_until(
+        Duration::from_secs(20),
+        "dropped results to be counted",
+        || async { dropped().await >= 3.0 },
+    )
+    .await;
+    services.start_again("ch");
+}
