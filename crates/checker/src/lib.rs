@@ -178,8 +178,8 @@ impl Checker {
     }
 }
 
-/// Names what broke, from reqwest's error and its causes.
-fn classify(e: &reqwest::Error) -> (FailureReason, String) {
+/// An error and all its causes, joined by ": ".
+pub fn error_chain(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -187,6 +187,12 @@ fn classify(e: &reqwest::Error) -> (FailureReason, String) {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
+    text
+}
+
+/// Names what broke, from reqwest's error and its causes.
+fn classify(e: &reqwest::Error) -> (FailureReason, String) {
+    let text = error_chain(e);
     let lower = text.to_ascii_lowercase();
     let reason = if lower.contains("blocked by target policy") {
         FailureReason::Blocked

@@ -101,12 +101,12 @@ async fn a_leased_check_is_not_claimed_again_until_the_lease_expires() {
     assert_ne!(again[0].token, first[0].token);
     // The old token can no longer write; the new one can.
     assert!(store
-        .finish_batch(&[finish(&first[0])])
+        .finish_batch(&[finish(&first[0])], "w")
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        store.finish_batch(&[finish(&again[0])]).await.unwrap(),
+        store.finish_batch(&[finish(&again[0])], "w").await.unwrap(),
         vec![id]
     );
 }
@@ -144,6 +144,7 @@ fn finish(job: &Job) -> Finish {
     Finish {
         check_id: job.check_id,
         token: job.token,
+        slot_ms: job.slot_ms,
         outcome: outcome(),
         state: IncidentState::default(),
         alert: None,
@@ -172,12 +173,19 @@ async fn the_state_write_is_fenced_by_the_lease_token() {
     // A writer without the lease cannot write state.
     let mut stranger = finish(&job);
     stranger.token = Uuid::new_v4();
-    assert!(store.finish_batch(&[stranger]).await.unwrap().is_empty());
+    assert!(store
+        .finish_batch(&[stranger], "w")
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(store.get(id).await.unwrap().last_status, "unknown");
     // The holder can, once: the write releases the lease.
-    assert_eq!(store.finish_batch(&[finish(&job)]).await.unwrap(), vec![id]);
+    assert_eq!(
+        store.finish_batch(&[finish(&job)], "w").await.unwrap(),
+        vec![id]
+    );
     assert!(store
-        .finish_batch(&[finish(&job)])
+        .finish_batch(&[finish(&job)], "w")
         .await
         .unwrap()
         .is_empty());
@@ -205,7 +213,7 @@ async fn a_batch_writes_each_run_and_its_alert_atomically() {
         payload: json!({"type": "failure"}),
         webhook_url: None,
     });
-    let mut written = store.finish_batch(&runs).await.unwrap();
+    let mut written = store.finish_batch(&runs, "w").await.unwrap();
     written.sort();
     let mut want = vec![a, b];
     want.sort();
@@ -219,6 +227,9 @@ async fn a_batch_writes_each_run_and_its_alert_atomically() {
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].kind, "failure");
     assert_eq!(alerts[0].delivery_state, "skipped", "no webhook configured");
+    // Their results wait in the outbox, written in the same statement.
+    let outbox = pulse_store::pg::outbox::ResultOutbox::new(store.pool().clone());
+    assert_eq!(outbox.len().await.unwrap(), 2);
 }
 
 #[tokio::test]
@@ -234,7 +245,7 @@ async fn deleted_and_disabled_checks_are_not_claimed_and_deleted_ones_not_writte
     store.update(paused, &spec).await.unwrap();
     let gone_job = job.iter().find(|j| j.check_id == gone).unwrap();
     assert!(store
-        .finish_batch(&[finish(gone_job)])
+        .finish_batch(&[finish(gone_job)], "w")
         .await
         .unwrap()
         .is_empty());
@@ -260,7 +271,7 @@ async fn after_a_dead_workers_lease_expires_missed_slots_are_caught_up_not_skipp
         .unwrap();
     let again = store.reclaim_expired(10, 0).await.unwrap();
     assert_eq!(again[0].slot_ms, due.timestamp_millis());
-    store.finish_batch(&[finish(&again[0])]).await.unwrap();
+    store.finish_batch(&[finish(&again[0])], "w").await.unwrap();
     // Meanwhile three more slots came due (simulated by moving time back).
     sqlx::query("UPDATE checks SET next_run_at = $2 WHERE id = $1")
         .bind(id)
@@ -276,7 +287,7 @@ async fn after_a_dead_workers_lease_expires_missed_slots_are_caught_up_not_skipp
             break;
         }
         slots.push(jobs[0].slot_ms);
-        store.finish_batch(&[finish(&jobs[0])]).await.unwrap();
+        store.finish_batch(&[finish(&jobs[0])], "w").await.unwrap();
     }
     let want: Vec<i64> = (0..3)
         .map(|k| first.timestamp_millis() + k * 2000)

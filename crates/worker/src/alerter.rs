@@ -172,7 +172,7 @@ impl Alerter {
             }
             Err(e) => Attempt::Failed {
                 code: None,
-                error: error_chain(&e),
+                error: pulse_checker::error_chain(&e),
                 retry_at: self.retry_at(d.attempts, d.created_at),
             },
         };
@@ -223,16 +223,4 @@ impl Alerter {
         let deadline = created_at + chrono::Duration::from_std(self.policy.retry_for).ok()?;
         (at <= deadline).then_some(at)
     }
-}
-
-fn error_chain(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

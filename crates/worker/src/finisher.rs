@@ -1,15 +1,15 @@
 //! The finisher: writes finished runs' state to Postgres in batches (one
-//! fenced statement per batch, alerts included), then passes the results of
-//! the runs that held their lease to the ClickHouse writer, wakes the
+//! fenced statement per batch, alerts and results included), wakes the
 //! alerter, and acknowledges the jobs in Redis (one round trip per batch).
 //!
 //! If the worker dies before a batch is written, the leases of its runs
-//! expire and the scheduler re-queues those slots: nothing is lost.
+//! expire and the scheduler re-queues those slots; once it is written, the
+//! results are in the Postgres outbox: nothing is lost either way.
 
 use std::time::Duration;
 
 use pulse_store::pg::checks::Finish;
-use pulse_store::{CheckStore, ConsumerHandle, RunRow};
+use pulse_store::{CheckStore, ConsumerHandle};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -20,21 +20,14 @@ const LINGER: Duration = Duration::from_millis(20);
 const MAX_BATCH: usize = 500;
 
 pub enum Done {
-    Ran {
-        raw: String,
-        slot_ms: i64,
-        finish: Finish,
-    },
-    Skip {
-        raw: String,
-    },
+    Ran { raw: String, finish: Finish },
+    Skip { raw: String },
 }
 
 pub struct Finisher {
     pub worker_id: String,
     pub checks: CheckStore,
     pub queue: ConsumerHandle,
-    pub results: mpsc::Sender<RunRow>,
     pub alerter: Alerter,
 }
 
@@ -65,22 +58,16 @@ impl Finisher {
         let mut ran = Vec::new();
         for item in batch {
             match item {
-                Done::Ran {
-                    raw,
-                    slot_ms,
-                    finish,
-                } => {
+                Done::Ran { raw, finish } => {
                     raws.push(raw);
-                    ran.push((slot_ms, finish));
+                    ran.push(finish);
                 }
                 Done::Skip { raw } => raws.push(raw),
             }
         }
-        let finishes: Vec<Finish> = ran.iter().map(|(_, f)| f.clone()).collect();
-        let written: std::collections::HashSet<Uuid> =
-            self.write(&finishes).await.into_iter().collect();
+        let written: std::collections::HashSet<Uuid> = self.write(&ran).await.into_iter().collect();
         let mut alerts = false;
-        for (slot_ms, f) in ran {
+        for f in &ran {
             if !written.contains(&f.check_id) {
                 tracing::warn!(check_id = %f.check_id, "lease lost before state write; result discarded");
                 continue;
@@ -88,10 +75,6 @@ impl Finisher {
             if let Some(a) = &f.alert {
                 tracing::info!(check_id = %f.check_id, alert_id = %a.id, kind = a.kind.as_str(), "alert raised");
                 alerts = true;
-            }
-            let row = run_row(&self.worker_id, slot_ms, &f);
-            if self.results.send(row).await.is_err() {
-                tracing::error!(check_id = %f.check_id, "results writer gone; result not stored");
             }
         }
         if alerts {
@@ -106,7 +89,7 @@ impl Finisher {
     /// the slots are re-queued.
     async fn write(&self, finishes: &[Finish]) -> Vec<Uuid> {
         for attempt in 1..=3 {
-            match self.checks.finish_batch(finishes).await {
+            match self.checks.finish_batch(finishes, &self.worker_id).await {
                 Ok(ids) => return ids,
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, runs = finishes.len(), "state write failed");
@@ -119,23 +102,5 @@ impl Finisher {
             "state write abandoned; slots will be re-run after lease expiry"
         );
         Vec::new()
-    }
-}
-
-fn run_row(worker: &str, slot_ms: i64, f: &Finish) -> RunRow {
-    let o = &f.outcome;
-    RunRow {
-        id: Uuid::new_v4(),
-        check_id: f.check_id,
-        run_at: o.started_at,
-        run_at_ms: o.started_at.timestamp_millis(),
-        scheduled_at_ms: slot_ms,
-        status: o.status.as_str().to_string(),
-        failure_reason: o.failure_reason.map(|r| r.as_str().to_string()),
-        latency_ms: o.latency_ms,
-        status_code: o.status_code.unwrap_or(0),
-        error: o.error.clone(),
-        worker: worker.to_string(),
-        attempts: o.attempts,
     }
 }

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use finisher::Finisher;
 use pulse_store::metrics::Metrics;
+use pulse_store::pg::outbox::ResultOutbox;
 pub use runner::{process_one, Processed, RunContext};
 pub use settings::Settings;
 use writer::Writer;
@@ -81,16 +82,17 @@ impl Worker {
             },
             s.alerter_poll,
         )?;
-        let (tx, rx) = mpsc::channel(s.batch_size.max(s.concurrency) * 2);
+        let writer_stop = CancellationToken::new();
         let writer = tokio::spawn(
-            Writer::new(
-                self.services.results.clone(),
-                s.batch_size,
-                s.flush_interval,
-                s.max_buffer,
-                metrics.clone(),
-            )
-            .run(rx),
+            Writer {
+                outbox: ResultOutbox::new(self.services.pool.clone()),
+                results: self.services.results.clone(),
+                batch_size: s.batch_size,
+                flush_interval: s.flush_interval,
+                max_buffer: s.max_buffer,
+                metrics: metrics.clone(),
+            }
+            .run(writer_stop.clone()),
         );
         let background = CancellationToken::new();
         let alerter_task = tokio::spawn(alerter.clone().run(background.clone()));
@@ -122,7 +124,6 @@ impl Worker {
                 worker_id: s.worker_id.clone(),
                 checks,
                 queue: handle.clone(),
-                results: tx,
                 alerter,
             }
             .run(done_rx),
@@ -197,6 +198,7 @@ impl Worker {
         }
         drop(ctx);
         let _ = finisher.await;
+        writer_stop.cancel();
         let _ = writer.await;
         if let Err(e) = handle.retire().await {
             tracing::warn!(error = %e, "retiring from queue failed");

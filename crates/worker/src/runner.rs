@@ -73,18 +73,12 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) -> Processed {
     let finish = Finish {
         check_id: job.check_id,
         token: job.token,
+        slot_ms: job.slot_ms,
         outcome: outcome.clone(),
         state,
         alert,
     };
-    let _ = ctx
-        .done
-        .send(Done::Ran {
-            raw,
-            slot_ms: job.slot_ms,
-            finish,
-        })
-        .await;
+    let _ = ctx.done.send(Done::Ran { raw, finish }).await;
     Processed::Ran(outcome)
 }
 

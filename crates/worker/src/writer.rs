@@ -1,105 +1,71 @@
-//! The results writer: collects run rows from every in-flight run and writes
-//! them to ClickHouse in batches (every `batch_size` rows or
-//! `flush_interval`). When ClickHouse fails, rows stay buffered and are
-//! retried; beyond `max_buffer` the oldest are dropped and counted.
+//! The results writer: moves results from the Postgres outbox
+//! (`run_results`, written with each run's state) to ClickHouse, in
+//! batches of up to `batch_size` rows every `flush_interval`. While
+//! ClickHouse is down results wait in the outbox; beyond `max_buffer` the
+//! oldest are dropped, counted (`pulse_results_dropped_total`) and logged.
+//! Every worker runs one; they share the outbox safely.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use pulse_store::metrics::Metrics;
-use pulse_store::{ResultsStore, RunRow};
-use tokio::sync::mpsc;
+use pulse_store::pg::outbox::ResultOutbox;
+use pulse_store::ResultsStore;
+use tokio_util::sync::CancellationToken;
 
 pub struct Writer {
-    results: ResultsStore,
-    batch_size: usize,
-    flush_interval: Duration,
-    max_buffer: usize,
-    metrics: Metrics,
+    pub outbox: ResultOutbox,
+    pub results: ResultsStore,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub max_buffer: usize,
+    pub metrics: Metrics,
 }
 
 impl Writer {
-    pub fn new(
-        results: ResultsStore,
-        batch_size: usize,
-        flush_interval: Duration,
-        max_buffer: usize,
-        metrics: Metrics,
-    ) -> Writer {
-        Writer {
-            results,
-            batch_size,
-            flush_interval,
-            max_buffer: max_buffer.max(batch_size),
-            metrics,
-        }
-    }
-
-    /// Runs until every sender is gone, then flushes what is left (a few
-    /// tries) and returns.
-    pub async fn run(self, mut rx: mpsc::Receiver<RunRow>) {
-        let mut buffer: VecDeque<RunRow> = VecDeque::new();
-        let mut tick = tokio::time::interval(self.flush_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Flushes every `flush_interval` until `stop`, then a last time.
+    pub async fn run(self, stop: CancellationToken) {
         loop {
             tokio::select! {
-                row = rx.recv() => match row {
-                    Some(row) => {
-                        self.push(&mut buffer, row);
-                        if buffer.len() >= self.batch_size {
-                            self.flush(&mut buffer).await;
-                        }
-                    }
-                    None => break,
-                },
-                _ = tick.tick() => self.flush(&mut buffer).await,
+                _ = tokio::time::sleep(self.flush_interval) => {}
+                _ = stop.cancelled() => break,
             }
+            self.flush().await;
         }
-        for _ in 0..5 {
-            if buffer.is_empty() {
-                break;
-            }
-            self.flush(&mut buffer).await;
-            if !buffer.is_empty() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-        if !buffer.is_empty() {
-            tracing::error!(
-                rows = buffer.len(),
-                "results lost at shutdown: clickhouse unavailable"
-            );
-            self.metrics.results_dropped.inc_by(buffer.len() as u64);
-        }
+        self.flush().await;
     }
 
-    fn push(&self, buffer: &mut VecDeque<RunRow>, row: RunRow) {
-        if buffer.len() >= self.max_buffer {
-            buffer.pop_front();
-            let dropped = self.metrics.results_dropped.inc() + 1;
-            if dropped.is_power_of_two() {
-                tracing::error!(dropped, "results buffer full: dropping oldest results");
-            }
-        }
-        buffer.push_back(row);
-        self.metrics.results_buffered.set(buffer.len() as i64);
-    }
-
-    async fn flush(&self, buffer: &mut VecDeque<RunRow>) {
-        while !buffer.is_empty() {
-            let n = buffer.len().min(self.batch_size);
-            let batch: Vec<RunRow> = buffer.iter().take(n).cloned().collect();
-            match self.results.insert(&batch).await {
-                Ok(()) => {
-                    buffer.drain(..n);
+    /// Moves everything waiting, batch by batch; on failure, enforces the
+    /// buffer bound and leaves the rest for the next tick.
+    pub async fn flush(&self) {
+        let batch = self.batch_size.max(1) as i64;
+        loop {
+            match self.outbox.flush(&self.results, batch).await {
+                Ok(n) => {
                     self.metrics.results_written.inc_by(n as u64);
-                    self.metrics.results_buffered.set(buffer.len() as i64);
+                    if (n as i64) < batch {
+                        break;
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, buffered = buffer.len(), "results insert failed, will retry");
-                    return;
+                    tracing::warn!(error = %e, "results flush to clickhouse failed, will retry");
+                    match self.outbox.trim(self.max_buffer as i64).await {
+                        Ok(0) => {}
+                        Ok(dropped) => {
+                            self.metrics.results_dropped.inc_by(dropped);
+                            tracing::error!(
+                                dropped,
+                                max = self.max_buffer,
+                                "results buffer full: oldest results dropped"
+                            );
+                        }
+                        Err(e) => tracing::warn!(error = %e, "results buffer trim failed"),
+                    }
+                    break;
                 }
             }
+        }
+        if let Ok(n) = self.outbox.len().await {
+            self.metrics.results_buffered.set(n);
         }
     }
 }

@@ -96,6 +96,8 @@ pub struct NewAlert {
 pub struct Finish {
     pub check_id: Uuid,
     pub token: Uuid,
+    /// The due time of the slot the run served.
+    pub slot_ms: i64,
     pub outcome: RunOutcome,
     pub state: IncidentState,
     pub alert: Option<NewAlert>,
@@ -330,10 +332,12 @@ impl CheckStore {
     }
 
     /// Writes finished runs' state and releases their leases, each fenced
-    /// by its lease token, and records their alerts, all in one statement.
+    /// by its lease token, and records their alerts and their results (in
+    /// the `run_results` outbox, on their way to ClickHouse), all in one
+    /// statement. `worker` names the worker in the results.
     /// Returns the ids of the checks written; a run whose lease was lost
     /// (re-issued after expiry, or the check deleted) writes nothing.
-    pub async fn finish_batch(&self, runs: &[Finish]) -> Result<Vec<Uuid>> {
+    pub async fn finish_batch(&self, runs: &[Finish], worker: &str) -> Result<Vec<Uuid>> {
         if runs.is_empty() {
             return Ok(Vec::new());
         }
@@ -360,13 +364,18 @@ impl CheckStore {
             .map(|r| r.alert.as_ref().map(|a| a.payload.clone()))
             .collect();
         let hooks = col(&|r| r.alert.as_ref().and_then(|a| a.webhook_url.clone()));
+        let result_ids: Vec<Uuid> = runs.iter().map(|_| Uuid::new_v4()).collect();
+        let slots: Vec<i64> = runs.iter().map(|r| r.slot_ms).collect();
+        let reasons = col(&|r| r.outcome.failure_reason.map(|f| f.as_str().to_string()));
+        let attempts: Vec<i32> = runs.iter().map(|r| i32::from(r.outcome.attempts)).collect();
         let written: Vec<(Uuid,)> = sqlx::query_as(
             "WITH input AS ( \
                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], \
                     $5::int[], $6::int[], $7::text[], $8::int[], $9::bool[], $10::uuid[], \
-                    $11::text[], $12::jsonb[], $13::text[]) \
+                    $11::text[], $12::jsonb[], $13::text[], $14::uuid[], $15::bigint[], \
+                    $16::text[], $17::int[]) \
                 AS t(id, token, status, run_at, latency, code, error, fails, open, alert_id, \
-                    alert_kind, payload, webhook_url)), \
+                    alert_kind, payload, webhook_url, result_id, slot_ms, reason, attempts)), \
              upd AS ( \
                 UPDATE checks c SET last_status = i.status, last_run_at = i.run_at, \
                     last_latency_ms = i.latency, last_status_code = i.code, last_error = i.error, \
@@ -380,7 +389,13 @@ impl CheckStore {
                     webhook_url, delivery_state) \
                 SELECT i.alert_id, i.id, i.alert_kind, i.status, i.error, i.fails, i.payload, \
                     i.webhook_url, CASE WHEN i.webhook_url IS NULL THEN 'skipped' ELSE 'pending' END \
-                FROM input i JOIN upd ON upd.id = i.id WHERE i.alert_kind IS NOT NULL) \
+                FROM input i JOIN upd ON upd.id = i.id WHERE i.alert_kind IS NOT NULL), \
+             res AS ( \
+                INSERT INTO run_results (id, check_id, run_at, scheduled_at_ms, status, \
+                    failure_reason, latency_ms, status_code, error, worker, attempts) \
+                SELECT i.result_id, i.id, i.run_at, i.slot_ms, i.status, i.reason, i.latency, \
+                    COALESCE(i.code, 0), i.error, $18, i.attempts \
+                FROM input i JOIN upd ON upd.id = i.id) \
              SELECT id FROM upd",
         )
         .bind(ids)
@@ -396,6 +411,11 @@ impl CheckStore {
         .bind(kinds)
         .bind(payloads)
         .bind(hooks)
+        .bind(result_ids)
+        .bind(slots)
+        .bind(reasons)
+        .bind(attempts)
+        .bind(worker)
         .fetch_all(&self.pool)
         .await?;
         Ok(written.into_iter().map(|(id,)| id).collect())
