@@ -164,6 +164,34 @@ impl ResultsStore {
         Ok(())
     }
 
+    /// Which of the given (check, result id) pairs are stored already.
+    pub async fn existing(
+        &self,
+        pairs: &[(Uuid, Uuid)],
+    ) -> Result<std::collections::HashSet<Uuid>> {
+        #[derive(clickhouse::Row, Deserialize)]
+        struct Id {
+            #[serde(with = "clickhouse::serde::uuid")]
+            id: Uuid,
+        }
+        // UUIDs are formatted by us, never user text: safe to inline.
+        let list = |it: &mut dyn Iterator<Item = Uuid>| {
+            it.map(|u| format!("toUUID('{u}')"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let checks = list(&mut pairs.iter().map(|p| p.0));
+        let ids = list(&mut pairs.iter().map(|p| p.1));
+        let found: Vec<Id> = self
+            .client
+            .query(&format!(
+                "SELECT id FROM {TABLE} WHERE check_id IN ({checks}) AND id IN ({ids})"
+            ))
+            .fetch_all()
+            .await?;
+        Ok(found.into_iter().map(|r| r.id).collect())
+    }
+
     /// A check's latest runs, newest first.
     pub async fn latest(&self, check_id: Uuid, limit: u32) -> Result<Vec<RunRow>> {
         Ok(self

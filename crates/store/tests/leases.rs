@@ -298,3 +298,63 @@ async fn after_a_dead_workers_lease_expires_missed_slots_are_caught_up_not_skipp
     );
     assert!(store.get(id).await.unwrap().next_run_at > Utc::now());
 }
+
+#[tokio::test]
+async fn the_results_outbox_reaches_clickhouse_exactly_once_even_after_a_crash() {
+    let env = TestEnv::new().await;
+    let pool = pg::pool(&env.database_url, 5).unwrap();
+    pg::migrate(&pool).await.unwrap();
+    let store = CheckStore::new(pool.clone());
+    let results = pulse_store::ResultsStore::new(
+        &pulse_store::ClickHouseDsn::parse(&env.clickhouse_dsn).unwrap(),
+    );
+    results.migrate().await.unwrap();
+    let outbox = pulse_store::pg::outbox::ResultOutbox::new(pool.clone());
+    for _ in 0..3 {
+        check(&store, 60).await;
+    }
+    let jobs = store.claim_due(10, 1000).await.unwrap();
+    let runs: Vec<Finish> = jobs.iter().map(finish).collect();
+    assert_eq!(store.finish_batch(&runs, "w").await.unwrap().len(), 3);
+    // A worker claims the rows, inserts them into ClickHouse, and dies
+    // before deleting them.
+    let all: Vec<(Uuid, Uuid)> = sqlx::query_as("SELECT check_id, id FROM run_results")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let first = all[0];
+    let row: (Uuid, Uuid, i64) = sqlx::query_as(
+        "UPDATE run_results SET flushes = 1, claimed_until = now() - interval '1 second' \
+         WHERE id = $1 RETURNING check_id, id, scheduled_at_ms",
+    )
+    .bind(first.1)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let now = Utc::now();
+    results
+        .insert(&[pulse_store::RunRow {
+            id: row.1,
+            check_id: row.0,
+            run_at: now,
+            run_at_ms: now.timestamp_millis(),
+            scheduled_at_ms: row.2,
+            status: "success".into(),
+            failure_reason: None,
+            latency_ms: 3,
+            status_code: 200,
+            error: None,
+            worker: "dead".into(),
+            attempts: 1,
+        }])
+        .await
+        .unwrap();
+    // The next flush moves all three, the half-done one not twice.
+    assert_eq!(outbox.flush(&results, 100).await.unwrap(), 3);
+    assert_eq!(outbox.len().await.unwrap(), 0);
+    for (check_id, id) in all {
+        let stored = results.since(check_id, 0).await.unwrap();
+        assert_eq!(stored.len(), 1, "exactly one row for {id}");
+        assert_eq!(stored[0].id, id);
+    }
+}

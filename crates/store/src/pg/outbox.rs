@@ -26,6 +26,7 @@ struct OutboxRow {
     error: Option<String>,
     worker: String,
     attempts: i32,
+    flushes: i32,
 }
 
 impl From<OutboxRow> for RunRow {
@@ -52,30 +53,58 @@ impl ResultOutbox {
         ResultOutbox { pool }
     }
 
-    /// Moves up to `limit` of the oldest results to ClickHouse. The rows are
-    /// deleted in a transaction that commits only after the ClickHouse
-    /// insert succeeded, so a failure (or a crash) leaves them for the next
-    /// try; rows locked by another worker are skipped. Returns how many
-    /// moved.
+    /// Moves up to `limit` of the oldest results to ClickHouse, exactly
+    /// once: rows are claimed (committed), inserted, then deleted. A crash
+    /// or failure between insert and delete leaves them claimed; when the
+    /// claim lapses they are flushed again, and rows flushed before are
+    /// first looked up in ClickHouse and skipped if already there. Rows
+    /// claimed by another worker are skipped. Returns how many moved.
     pub async fn flush(&self, results: &ResultsStore, limit: i64) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "DELETE FROM run_results WHERE id IN ( \
-                SELECT id FROM run_results ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+            "UPDATE run_results SET claimed_until = now() + interval '30 seconds', \
+                flushes = flushes + 1 \
+             WHERE id = ANY(ARRAY( \
+                SELECT id FROM run_results \
+                WHERE claimed_until IS NULL OR claimed_until < now() \
+                ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)) \
              RETURNING id, check_id, run_at, scheduled_at_ms, status, failure_reason, latency_ms, \
-                status_code, error, worker, attempts",
+                status_code, error, worker, attempts, flushes",
         )
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
             return Ok(0);
         }
-        let n = rows.len();
-        let rows: Vec<RunRow> = rows.into_iter().map(Into::into).collect();
-        results.insert(&rows).await?;
-        tx.commit().await?;
-        Ok(n)
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let retried: Vec<(Uuid, Uuid)> = rows
+            .iter()
+            .filter(|r| r.flushes > 1)
+            .map(|r| (r.check_id, r.id))
+            .collect();
+        let already = if retried.is_empty() {
+            Default::default()
+        } else {
+            results.existing(&retried).await?
+        };
+        let fresh: Vec<RunRow> = rows
+            .into_iter()
+            .filter(|r| !already.contains(&r.id))
+            .map(Into::into)
+            .collect();
+        if let Err(e) = results.insert(&fresh).await {
+            // Let the next tick retry at once rather than after the claim.
+            let _ = sqlx::query("UPDATE run_results SET claimed_until = NULL WHERE id = ANY($1)")
+                .bind(&ids)
+                .execute(&self.pool)
+                .await;
+            return Err(e);
+        }
+        sqlx::query("DELETE FROM run_results WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(ids.len())
     }
 
     /// Results waiting.
@@ -85,13 +114,14 @@ impl ResultOutbox {
             .await?)
     }
 
-    /// Keeps at most `max` waiting results, dropping the oldest beyond it.
+    /// Keeps at most `max` waiting results, dropping the oldest beyond it
+    /// (among those never sent, which cannot be in ClickHouse already).
     /// Returns how many were dropped.
     pub async fn trim(&self, max: i64) -> Result<u64> {
         Ok(sqlx::query(
             "DELETE FROM run_results WHERE id IN ( \
-                SELECT id FROM run_results ORDER BY created_at DESC OFFSET $1 \
-                FOR UPDATE SKIP LOCKED)",
+                SELECT id FROM run_results WHERE flushes = 0 \
+                ORDER BY created_at DESC OFFSET $1 FOR UPDATE SKIP LOCKED)",
         )
         .bind(max)
         .execute(&self.pool)
