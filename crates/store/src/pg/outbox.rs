@@ -82,22 +82,31 @@ impl ResultOutbox {
             .filter(|r| r.flushes > 1)
             .map(|r| (r.check_id, r.id))
             .collect();
-        let already = if retried.is_empty() {
-            Default::default()
-        } else {
-            results.existing(&retried).await?
-        };
-        let fresh: Vec<RunRow> = rows
-            .into_iter()
-            .filter(|r| !already.contains(&r.id))
-            .map(Into::into)
-            .collect();
-        if let Err(e) = results.insert(&fresh).await {
-            // Let the next tick retry at once rather than after the claim.
-            let _ = sqlx::query("UPDATE run_results SET claimed_until = NULL WHERE id = ANY($1)")
-                .bind(&ids)
-                .execute(&self.pool)
-                .await;
+        let sent = async {
+            let already = if retried.is_empty() {
+                Default::default()
+            } else {
+                results.existing(&retried).await?
+            };
+            let fresh: Vec<RunRow> = rows
+                .into_iter()
+                .filter(|r| !already.contains(&r.id))
+                .map(Into::into)
+                .collect();
+            results.insert(&fresh).await
+        }
+        .await;
+        if let Err(e) = sent {
+            // Nothing was inserted (an insert is all or nothing): undo the
+            // claim so the next tick retries at once and the rows still
+            // count as never sent.
+            let _ = sqlx::query(
+                "UPDATE run_results SET claimed_until = NULL, flushes = flushes - 1 \
+                 WHERE id = ANY($1)",
+            )
+            .bind(&ids)
+            .execute(&self.pool)
+            .await;
             return Err(e);
         }
         sqlx::query("DELETE FROM run_results WHERE id = ANY($1)")
