@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -59,12 +58,6 @@ impl Job {
 
     pub fn decode(s: &str) -> Option<Job> {
         serde_json::from_str(s).ok()
-    }
-
-    pub fn slot(&self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.slot_ms)
-            .single()
-            .unwrap_or_default()
     }
 
     pub fn incident_state(&self) -> IncidentState {

@@ -29,10 +29,9 @@ impl Application {
         let services = Services::connect(&settings.services, shutdown)
             .await
             .context("connecting to services")?;
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+        let (listener, addr) = pulse_store::runtime::bind(&settings.host, settings.port)
             .await
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
-        let addr = listener.local_addr()?;
         Ok(Application {
             listener,
             addr,

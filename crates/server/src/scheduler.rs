@@ -25,12 +25,11 @@ pub async fn run(
     );
     loop {
         match tick(&store, &queue, &settings).await {
-            Ok(n) => metrics.jobs_scheduled.inc_by(n as u64),
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduler tick failed");
-                0
+            Ok(n) => {
+                metrics.jobs_scheduled.inc_by(n as u64);
             }
-        };
+            Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(settings.poll) => {}
             _ = shutdown.cancelled() => break,

@@ -4,7 +4,7 @@
 use pulse_server::{Application, Settings};
 use pulse_store::pg::api_keys::ApiKeyStore;
 use pulse_store::runtime::{ServiceSettings, Services};
-use pulse_testkit::TestEnv;
+use pulse_testkit::{keyed_client, TestEnv};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -14,18 +14,6 @@ struct TestApp {
     http: reqwest::Client,
     database_url: String,
     _stop: tokio_util::sync::DropGuard,
-}
-
-fn keyed_client(key: &str) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {key}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
 }
 
 impl TestApp {

@@ -14,14 +14,12 @@ pub use pg::{alerts::AlertStore, checks::CheckStore};
 pub use queue::{Consumer, ConsumerHandle, Queue};
 pub use results::{ResultsStore, RunRow};
 
-/// Storage failures. `NotFound` and `Conflict` are the caller's business;
-/// the rest are ours (a service down, a bad query).
+/// Storage failures. `NotFound` is the caller's business; the rest are
+/// ours (a service down, a bad query, bad configuration).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    #[error("conflict: {0}")]
-    Conflict(String),
     #[error("postgres: {0}")]
     Postgres(#[from] sqlx::Error),
     #[error("postgres migration: {0}")]

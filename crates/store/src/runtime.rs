@@ -105,6 +105,17 @@ pub fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
+/// Binds `host:port` (port 0 picks a free one), returning the listener and
+/// the address actually bound.
+pub async fn bind(
+    host: &str,
+    port: u16,
+) -> std::io::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind((host, port)).await?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -510,3 +510,16 @@ impl Drop for PrivateServices {
             .status();
     }
 }
+
+/// An HTTP client that sends `Authorization: Bearer <key>` on every request.
+pub fn keyed_client(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().expect("a header-safe key"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("http client")
+}

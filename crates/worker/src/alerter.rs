@@ -112,70 +112,20 @@ impl Alerter {
     }
 
     async fn deliver(&self, d: Delivery) {
-        let body = d.payload.to_string();
-        let id = d.id.to_string();
-        let timestamp = Utc::now().timestamp();
-        let own = d
-            .webhook_secret
-            .as_deref()
-            .and_then(|s| WebhookKey::parse(s).ok());
-        let keys: Vec<&WebhookKey> = self.policy.secret.iter().chain(own.iter()).collect();
-        let mut req = self
-            .client
-            .post(&d.webhook_url)
-            .header("content-type", "application/json")
-            .header("webhook-id", &id)
-            .header("webhook-timestamp", timestamp.to_string());
-        if !keys.is_empty() {
-            req = req.header(
-                "webhook-signature",
-                signature_header(&keys, &id, timestamp, &body),
-            );
-        }
+        let started = std::time::Instant::now();
         let blocked = reqwest::Url::parse(&d.webhook_url)
             .ok()
             .and_then(|u| self.policy.target_policy.blocks_url(&u));
-        if let Some(why) = blocked {
-            let attempt = Attempt::Failed {
+        let attempt = match blocked {
+            // Retrying cannot help: the URL itself is refused.
+            Some(why) => Attempt::Failed {
                 code: None,
                 error: why,
                 retry_at: None,
-            };
-            tracing::warn!(alert_id = %d.id, "webhook url blocked by target policy");
-            if let Err(e) = self
-                .store
-                .record_attempt(d.id, d.attempts, 0, &attempt)
-                .await
-            {
-                tracing::warn!(alert_id = %d.id, error = %e, "recording webhook attempt failed");
-            }
-            return;
-        }
-        let started = std::time::Instant::now();
-        let sent = req.body(body).send().await;
-        let duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
-        let attempt = match sent {
-            Ok(resp) if resp.status().is_success() => Attempt::Delivered {
-                code: resp.status().as_u16(),
             },
-            Ok(resp) => {
-                let code = resp.status().as_u16();
-                Attempt::Failed {
-                    code: Some(code),
-                    error: format!("webhook answered {code}"),
-                    retry_at: if code == 410 {
-                        None
-                    } else {
-                        self.retry_at(d.attempts, d.created_at)
-                    },
-                }
-            }
-            Err(e) => Attempt::Failed {
-                code: None,
-                error: pulse_checker::error_chain(&e),
-                retry_at: self.retry_at(d.attempts, d.created_at),
-            },
+            None => self.send(&d).await,
         };
+        let duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
         let outcome = match &attempt {
             Attempt::Delivered { .. } => "delivered",
             Attempt::Failed {
@@ -206,6 +156,52 @@ impl Alerter {
         {
             // The claim expires and the delivery is tried again.
             tracing::warn!(alert_id = %d.id, error = %e, "recording webhook attempt failed");
+        }
+    }
+
+    /// One signed POST of the alert, judged.
+    async fn send(&self, d: &Delivery) -> Attempt {
+        let body = d.payload.to_string();
+        let id = d.id.to_string();
+        let timestamp = Utc::now().timestamp();
+        let own = d
+            .webhook_secret
+            .as_deref()
+            .and_then(|s| WebhookKey::parse(s).ok());
+        let keys: Vec<&WebhookKey> = self.policy.secret.iter().chain(own.iter()).collect();
+        let mut req = self
+            .client
+            .post(&d.webhook_url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string());
+        if !keys.is_empty() {
+            req = req.header(
+                "webhook-signature",
+                signature_header(&keys, &id, timestamp, &body),
+            );
+        }
+        match req.body(body).send().await {
+            Ok(resp) if resp.status().is_success() => Attempt::Delivered {
+                code: resp.status().as_u16(),
+            },
+            Ok(resp) => {
+                let code = resp.status().as_u16();
+                Attempt::Failed {
+                    code: Some(code),
+                    error: format!("webhook answered {code}"),
+                    retry_at: if code == 410 {
+                        None
+                    } else {
+                        self.retry_at(d.attempts, d.created_at)
+                    },
+                }
+            }
+            Err(e) => Attempt::Failed {
+                code: None,
+                error: pulse_checker::error_chain(&e),
+                retry_at: self.retry_at(d.attempts, d.created_at),
+            },
         }
     }
 

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use finisher::Finisher;
 use pulse_store::metrics::Metrics;
 use pulse_store::pg::outbox::ResultOutbox;
-pub use runner::{process_one, Processed, RunContext};
+pub use runner::{process_one, RunContext};
 pub use settings::Settings;
 use writer::Writer;
 
@@ -47,10 +47,9 @@ impl Worker {
         let services = Services::connect(&settings.services, shutdown)
             .await
             .context("connecting to services")?;
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+        let (listener, addr) = pulse_store::runtime::bind(&settings.host, settings.port)
             .await
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
-        let addr = listener.local_addr()?;
         Ok(Worker {
             settings,
             services,

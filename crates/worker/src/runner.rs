@@ -22,35 +22,23 @@ pub struct RunContext {
     pub metrics: Metrics,
 }
 
-/// How processing a job ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Processed {
-    /// Ran; the result went to the finisher.
-    Ran(RunOutcome),
-    /// Not run: too little lease left (it waited too long in the queue;
-    /// the scheduler re-queues the slot under a new lease).
-    LeaseTooShort,
-    /// Not a job at all.
-    Malformed,
-}
-
 /// Processes one raw queue entry.
-pub async fn process_one(ctx: &RunContext, raw: String) -> Processed {
+pub async fn process_one(ctx: &RunContext, raw: String) {
     let Some(job) = Job::decode(&raw) else {
         tracing::warn!(raw, "malformed job dropped");
         let _ = ctx.done.send(Done::Skip { raw }).await;
-        return Processed::Malformed;
+        return;
     };
     let span = tracing::info_span!("run", check_id = %job.check_id, slot_ms = job.slot_ms);
     run_job(ctx, raw, job).instrument(span).await
 }
 
-async fn run_job(ctx: &RunContext, raw: String, job: Job) -> Processed {
+async fn run_job(ctx: &RunContext, raw: String, job: Job) {
     let now_ms = chrono::Utc::now().timestamp_millis();
     if !job.can_start(now_ms) {
         tracing::warn!(check_id = %job.check_id, "job waited past its lease; left for re-queue");
         let _ = ctx.done.send(Done::Skip { raw }).await;
-        return Processed::LeaseTooShort;
+        return;
     }
     ctx.metrics.in_flight.inc();
     let outcome = run_with_retries(ctx, &job).await;
@@ -74,12 +62,11 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) -> Processed {
         check_id: job.check_id,
         token: job.token,
         slot_ms: job.slot_ms,
-        outcome: outcome.clone(),
+        outcome,
         state,
         alert,
     };
     let _ = ctx.done.send(Done::Ran { raw, finish }).await;
-    Processed::Ran(outcome)
 }
 
 /// Runs the request, and again up to `retries` times while it fails, with a

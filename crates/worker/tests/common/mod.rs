@@ -81,15 +81,7 @@ impl Stack {
             .create("tests")
             .await
             .unwrap();
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {key}").parse().unwrap(),
-        );
-        stack.http = reqwest::Client::builder()
-            .default_headers(headers)
-            .build()
-            .unwrap();
+        stack.http = pulse_testkit::keyed_client(&key);
         for _ in 0..workers {
             stack.add_worker().await;
         }
