@@ -64,6 +64,7 @@ pub struct AlertPayload {
     pub status: String,
     pub error: Option<String>,
     pub consecutive_fails: i32,
+    #[serde(serialize_with = "crate::time::ms")]
     pub timestamp: DateTime<Utc>,
 }
 

@@ -79,31 +79,60 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
 
 /// The body of `POST /checks` and `PATCH /checks/:id`. Every field is
 /// optional here; absent fields keep the base value. For the nullable
-/// fields (`body`, `body_contains`, `webhook_url`) an explicit `null`
-/// clears the value. Unknown fields are rejected, so a typo is an error
-/// rather than a silently ignored setting.
+/// fields (`body`, `body_contains`, `webhook_url`, `webhook_secret`) an
+/// explicit `null` clears the value; `null` on any other field is an error
+/// naming it. Unknown fields are rejected, so a typo is an error rather
+/// than a silently ignored setting.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckInput {
-    pub name: Option<String>,
-    pub url: Option<String>,
-    pub method: Option<String>,
-    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub method: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub headers: Option<Option<BTreeMap<String, String>>>,
     #[serde(default, deserialize_with = "present")]
     pub body: Option<Option<String>>,
-    pub expected_status: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub expected_status: Option<Option<i64>>,
     #[serde(default, deserialize_with = "present")]
     pub body_contains: Option<Option<String>>,
-    pub interval_seconds: Option<i64>,
-    pub timeout_ms: Option<i64>,
-    pub alert_threshold: Option<i64>,
-    pub retries: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub interval_seconds: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub timeout_ms: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub alert_threshold: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub retries: Option<Option<i64>>,
     #[serde(default, deserialize_with = "present")]
     pub webhook_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub webhook_secret: Option<Option<String>>,
-    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub enabled: Option<Option<bool>>,
 }
+
+/// Every field [`CheckInput`] accepts (the API names an unknown one).
+pub const INPUT_FIELDS: &[&str] = &[
+    "name",
+    "url",
+    "method",
+    "headers",
+    "body",
+    "expected_status",
+    "body_contains",
+    "interval_seconds",
+    "timeout_ms",
+    "alert_threshold",
+    "retries",
+    "webhook_url",
+    "webhook_secret",
+    "enabled",
+];
 
 /// Marks a field that was present in the JSON, even when it was `null`.
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -112,6 +141,23 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// A field that may be left out but, when sent, may not be `null`.
+fn not_null<T>(field: &'static str, v: Option<Option<T>>) -> Result<Option<T>, ValidationError> {
+    match v {
+        None => Ok(None),
+        Some(None) => Err(invalid(field, "must not be null")),
+        Some(Some(v)) => Ok(Some(v)),
+    }
+}
+
+/// Text that Postgres can store and a person can read: no NUL bytes.
+fn no_nul(field: &'static str, s: &str) -> Result<(), ValidationError> {
+    if s.contains('\0') {
+        return Err(invalid(field, "must not contain NUL characters"));
+    }
+    Ok(())
 }
 
 impl CheckInput {
@@ -130,37 +176,37 @@ impl CheckInput {
     /// Applies the given fields over `base` and validates the result.
     pub fn apply(self, base: CheckSpec) -> Result<CheckSpec, ValidationError> {
         let mut spec = base;
-        if let Some(name) = self.name {
+        if let Some(name) = not_null("name", self.name)? {
             spec.name = name.trim().to_string();
         }
-        if let Some(url) = self.url {
+        if let Some(url) = not_null("url", self.url)? {
             spec.url = url.trim().to_string();
         }
-        if let Some(method) = self.method {
+        if let Some(method) = not_null("method", self.method)? {
             spec.method = method.trim().to_ascii_uppercase();
         }
-        if let Some(headers) = self.headers {
+        if let Some(headers) = not_null("headers", self.headers)? {
             spec.headers = headers;
         }
         if let Some(body) = self.body {
             spec.body = body;
         }
-        if let Some(v) = self.expected_status {
+        if let Some(v) = not_null("expected_status", self.expected_status)? {
             spec.expected_status = in_range("expected_status", v, 100, 599)? as u16;
         }
         if let Some(v) = self.body_contains {
             spec.body_contains = v;
         }
-        if let Some(v) = self.interval_seconds {
+        if let Some(v) = not_null("interval_seconds", self.interval_seconds)? {
             spec.interval_seconds = in_range("interval_seconds", v, 1, 86_400)? as i32;
         }
-        if let Some(v) = self.timeout_ms {
+        if let Some(v) = not_null("timeout_ms", self.timeout_ms)? {
             spec.timeout_ms = in_range("timeout_ms", v, 1, 120_000)? as i32;
         }
-        if let Some(v) = self.alert_threshold {
+        if let Some(v) = not_null("alert_threshold", self.alert_threshold)? {
             spec.alert_threshold = in_range("alert_threshold", v, 1, 1000)? as i32;
         }
-        if let Some(v) = self.retries {
+        if let Some(v) = not_null("retries", self.retries)? {
             spec.retries = in_range("retries", v, 0, 5)? as i32;
         }
         if let Some(v) = self.webhook_url {
@@ -169,7 +215,7 @@ impl CheckInput {
         if let Some(v) = self.webhook_secret {
             spec.webhook_secret = v.map(|u| u.trim().to_string());
         }
-        if let Some(v) = self.enabled {
+        if let Some(v) = not_null("enabled", self.enabled)? {
             spec.enabled = v;
         }
         spec.validate()?;
@@ -210,6 +256,23 @@ impl CheckSpec {
     /// Checks the rules that span the whole spec (ranges are checked as
     /// fields are read).
     pub fn validate(&self) -> Result<(), ValidationError> {
+        no_nul("name", &self.name)?;
+        no_nul("url", &self.url)?;
+        no_nul("method", &self.method)?;
+        for field in [
+            ("body", &self.body),
+            ("body_contains", &self.body_contains),
+            ("webhook_url", &self.webhook_url),
+            ("webhook_secret", &self.webhook_secret),
+        ] {
+            if let (name, Some(v)) = field {
+                no_nul(name, v)?;
+            }
+        }
+        for (name, value) in &self.headers {
+            no_nul("headers", name)?;
+            no_nul("headers", value)?;
+        }
         if self.name.is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
@@ -277,14 +340,21 @@ pub struct Check {
     #[serde(flatten)]
     pub spec: CheckSpec,
     pub last_status: String,
+    #[serde(serialize_with = "crate::time::ms_opt")]
     pub last_run_at: Option<chrono::DateTime<chrono::Utc>>,
     pub last_latency_ms: Option<i32>,
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,
     pub consecutive_fails: i32,
+    #[serde(serialize_with = "crate::time::ms")]
     pub next_run_at: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "crate::time::ms")]
     pub created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "crate::time::ms")]
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Bumped by every change; the API's `ETag`.
+    #[serde(skip)]
+    pub version: i64,
 }
 
 #[cfg(test)]
@@ -395,6 +465,48 @@ mod tests {
         assert_eq!(spec.interval_seconds, 5);
         assert_eq!(spec.webhook_url, None);
         assert_eq!(spec.body_contains.as_deref(), Some("ok"));
+    }
+
+    #[test]
+    fn null_on_a_field_that_cannot_be_empty_is_named() {
+        let base = create(json!({"name": "x", "url": "http://a"})).unwrap();
+        for field in [
+            "name",
+            "url",
+            "method",
+            "headers",
+            "interval_seconds",
+            "enabled",
+            "retries",
+        ] {
+            let patch: CheckInput = serde_json::from_value(json!({ field: null })).unwrap();
+            assert_eq!(patch.apply(base.clone()).unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn a_nul_character_in_any_text_is_named() {
+        let ok = json!({"name": "x", "url": "http://a"});
+        for (field, value) in [
+            ("name", json!("a\0b")),
+            ("url", json!("http://a/\0")),
+            ("body", json!("a\0")),
+            ("body_contains", json!("\0")),
+            ("webhook_url", json!("http://h/\0")),
+        ] {
+            let mut o = ok.clone();
+            o[field] = value;
+            assert_eq!(field_of(o), field);
+        }
+    }
+
+    #[test]
+    fn every_input_field_is_listed() {
+        for field in INPUT_FIELDS {
+            let v = json!({ *field: null });
+            assert!(serde_json::from_value::<CheckInput>(v).is_ok(), "{field}");
+        }
+        assert!(serde_json::from_value::<CheckInput>(json!({"nope": 1})).is_err());
     }
 
     #[test]

@@ -6,9 +6,10 @@ pub mod check;
 pub mod job;
 pub mod policy;
 pub mod run;
+pub mod time;
 pub mod webhook;
 
 pub use alert::{AlertKind, AlertPayload, IncidentState};
-pub use check::{Check, CheckInput, CheckSpec, ValidationError};
+pub use check::{Check, CheckInput, CheckSpec, ValidationError, INPUT_FIELDS};
 pub use job::{Job, JobCheck};
 pub use run::{FailureReason, RunOutcome, RunStatus};

@@ -3,6 +3,7 @@
 //! `Application::run` serves until the shutdown token fires.
 
 pub mod api;
+pub mod http;
 pub mod scheduler;
 pub mod settings;
 
@@ -68,17 +69,11 @@ impl Application {
                 self.settings.auth_required,
                 self.settings.limits,
                 metrics,
+                self.settings.target_policy,
             ),
             self.settings.metrics_need_key,
         );
-        let stop = shutdown.clone();
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .context("serving http")?;
+        http::serve(self.listener, app, self.settings.http, shutdown).await;
         if let Some(handle) = scheduler {
             let _ = handle.await;
         }

@@ -46,6 +46,7 @@ pub async fn tick(
     settings: &SchedulerSettings,
 ) -> pulse_store::Result<usize> {
     let mut queued = 0;
+    store.release_idle_leases().await?;
     let stale = store
         .reclaim_expired(settings.batch, settings.lease_margin_ms)
         .await?;

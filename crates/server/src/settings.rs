@@ -24,6 +24,13 @@ pub struct Settings {
     /// `METRICS_REQUIRE_KEY`, default false: whether `/metrics` needs an
     /// API key.
     pub metrics_need_key: bool,
+    /// `TARGET_POLICY`, default `default` (`public-only` for shared
+    /// deployments): a check whose `url` or `webhook_url` is an address the
+    /// policy refuses is rejected when it is created or changed.
+    pub target_policy: pulse_core::policy::TargetPolicy,
+    /// `HTTP_HEADER_TIMEOUT_MS` (default 10000), `HTTP_MAX_CONNECTIONS`
+    /// (default 10000), `HTTP_DRAIN_MS` (default 10000).
+    pub http: crate::http::HttpLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +54,12 @@ impl Settings {
             scheduler_enabled: true,
             auth_required: true,
             metrics_need_key: false,
+            target_policy: Default::default(),
+            http: crate::http::HttpLimits {
+                header_read_timeout: Duration::from_secs(10),
+                max_connections: 10_000,
+                drain: Duration::from_secs(10),
+            },
             limits: crate::api::Limits {
                 per_key: 50,
                 per_ip: 100,
@@ -75,6 +88,17 @@ impl Settings {
                 }
             },
             metrics_need_key: env_or("METRICS_REQUIRE_KEY", d.metrics_need_key)?,
+            target_policy: env_or("TARGET_POLICY", "default".to_string())?
+                .parse()
+                .map_err(|e| StoreError::Config(format!("TARGET_POLICY={e}")))?,
+            http: crate::http::HttpLimits {
+                header_read_timeout: Duration::from_millis(env_or(
+                    "HTTP_HEADER_TIMEOUT_MS",
+                    10_000,
+                )?),
+                max_connections: env_or("HTTP_MAX_CONNECTIONS", d.http.max_connections)?,
+                drain: Duration::from_millis(env_or("HTTP_DRAIN_MS", 10_000)?),
+            },
             limits: crate::api::Limits {
                 per_key: env_or("API_RATE_LIMIT", d.limits.per_key)?,
                 per_ip: env_or("API_IP_RATE_LIMIT", d.limits.per_ip)?,

@@ -354,6 +354,7 @@ async fn ready_is_503_naming_the_service_that_is_down() {
             per_ip: 100,
         },
         pulse_store::metrics::Metrics::new(),
+        Default::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -630,4 +631,334 @@ async fn sigterm_stops_the_server_cleanly() {
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
     assert!(reqwest::get(&url).await.is_err(), "no longer listening");
+}
+
+#[tokio::test]
+async fn a_nul_character_in_any_text_field_is_a_4xx_naming_it() {
+    let app = TestApp::spawn().await;
+    for field in [
+        "name",
+        "url",
+        "method",
+        "body",
+        "body_contains",
+        "webhook_url",
+    ] {
+        let mut body = json!({"name": "n", "url": "http://127.0.0.1:9/"});
+        body[field] = json!("a\u{0}b");
+        let (status, err) = app.post("/checks", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {err}");
+        assert_eq!(err["field"], field, "{err}");
+    }
+    let mut headers = json!({"name": "n", "url": "http://127.0.0.1:9/"});
+    headers["headers"] = json!({"x-a": "a\u{0}"});
+    let (status, err) = app.post("/checks", headers).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["field"], "headers");
+    let (status, err) = app.get("/checks?q=a%00b").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["field"], "q");
+}
+
+#[tokio::test]
+async fn null_on_a_required_field_in_patch_is_a_4xx_naming_it() {
+    let app = TestApp::spawn().await;
+    let (_, check) = app.post("/checks", example()).await;
+    let id = check["id"].as_str().unwrap();
+    for field in ["name", "url", "interval_seconds", "enabled", "timeout_ms"] {
+        let (status, err) = app
+            .patch(&format!("/checks/{id}"), json!({ field: null }))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {err}");
+        assert_eq!(err["field"], field);
+    }
+    let (_, now) = app.get(&format!("/checks/{id}")).await;
+    assert_eq!(now["name"], check["name"], "nothing changed");
+}
+
+#[tokio::test]
+async fn every_error_is_json_with_the_field_when_there_is_one() {
+    let app = TestApp::spawn().await;
+    let mut typo = example();
+    typo["expected_staus"] = json!(200);
+    let (status, err) = app.post("/checks", typo).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["field"], "expected_staus", "{err}");
+    let mut wrong_type = example();
+    wrong_type["interval_seconds"] = json!("soon");
+    let (status, err) = app.post("/checks", wrong_type).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["field"], "interval_seconds", "{err}");
+
+    // 405, a bad path id, a bad percent-encoding: JSON bodies too.
+    let resp = app
+        .http
+        .put(format!("{}/checks", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let err: Value = resp.json().await.unwrap();
+    assert!(err["error"].is_string(), "{err}");
+    for path in ["/checks/not-a-uuid", "/checks/%FF%FE"] {
+        let (status, err) = app.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(err["field"], "id", "{path}: {err}");
+    }
+    let long = format!("{}/checks?q={}", app.base, "a".repeat(20_000));
+    let resp = app.http.get(long).send().await.unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    let err: Value = resp.json().await.unwrap();
+    assert!(err["error"].is_string(), "{err}");
+}
+
+fn is_rfc3339_ms_z(v: &Value) -> bool {
+    let s = v.as_str().unwrap_or_default();
+    // 2026-11-28T17:53:30.123Z
+    s.len() == 24
+        && s.ends_with('Z')
+        && s.as_bytes()[19] == b'.'
+        && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
+
+#[tokio::test]
+async fn times_are_rfc3339_utc_with_milliseconds() {
+    let app = TestApp::spawn().await;
+    let (_, check) = app.post("/checks", example()).await;
+    for field in ["created_at", "updated_at", "next_run_at"] {
+        assert!(is_rfc3339_ms_z(&check[field]), "{field}: {}", check[field]);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_patches_each_keep_their_change_and_a_stale_etag_is_412() {
+    let app = TestApp::spawn().await;
+    let (_, check) = app.post("/checks", example()).await;
+    let id = check["id"].as_str().unwrap().to_string();
+    let path = format!("/checks/{id}");
+    // 20 clients each change a different field at once: every change stays.
+    let fields: Vec<(&str, Value)> = vec![
+        ("name", json!("renamed")),
+        ("timeout_ms", json!(1234)),
+        ("interval_seconds", json!(77)),
+        ("alert_threshold", json!(9)),
+        ("retries", json!(2)),
+        ("expected_status", json!(204)),
+        ("body_contains", json!("ok")),
+        ("method", json!("HEAD")),
+        ("headers", json!({"x-a": "b"})),
+        ("body", json!("payload")),
+    ];
+    let mut tasks = Vec::new();
+    for (field, value) in fields.clone() {
+        let http = app.http.clone();
+        let url = format!("{}{path}", app.base);
+        tasks.push(tokio::spawn(async move {
+            let resp = http
+                .patch(url)
+                .json(&json!({ field: value }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let resp = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    let tag = resp.headers()["etag"].to_str().unwrap().to_string();
+    let now: Value = resp.json().await.unwrap();
+    for (field, value) in &fields {
+        assert_eq!(&now[*field], value, "{field} was lost");
+    }
+    assert_eq!(
+        tag,
+        format!("\"{}\"", fields.len() + 1),
+        "one version per change"
+    );
+
+    // If-Match: the current tag applies, a stale one is 412 and changes
+    // nothing.
+    let patch = |tag: &str, name: &str| {
+        app.http
+            .patch(format!("{}{path}", app.base))
+            .header("if-match", tag)
+            .json(&json!({ "name": name }))
+            .send()
+    };
+    let resp = patch(&tag, "fresh").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let new_tag = resp.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(new_tag, tag);
+    let resp = patch(&tag, "stale").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PRECONDITION_FAILED);
+    let err: Value = resp.json().await.unwrap();
+    assert!(err["error"].is_string());
+    assert_eq!(app.get(&path).await.1["name"], "fresh");
+}
+
+#[tokio::test]
+async fn checks_are_listed_a_page_at_a_time_and_filtered() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let mut body = example();
+        body["name"] = json!(format!(
+            "{} site {i}",
+            if i % 2 == 0 { "Even" } else { "odd" }
+        ));
+        body["enabled"] = json!(i % 3 != 0);
+        let (status, check) = app.post("/checks", body).await;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(check["id"].as_str().unwrap().to_string());
+    }
+    // Pages of 3 follow the cursor to the end, each check once, in order.
+    let mut seen = Vec::new();
+    let mut url = format!("{}/checks?limit=3", app.base);
+    loop {
+        let resp = app.http.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let next = resp
+            .headers()
+            .get("x-next-cursor")
+            .map(|v| v.to_str().unwrap().to_string());
+        let page: Vec<Value> = resp.json().await.unwrap();
+        assert!(page.len() <= 3);
+        seen.extend(page.iter().map(|c| c["id"].as_str().unwrap().to_string()));
+        match next {
+            Some(c) => url = format!("{}/checks?limit=3&cursor={c}", app.base),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let (_, even) = app.get("/checks?q=even").await;
+    assert_eq!(
+        even.as_array().unwrap().len(),
+        4,
+        "case-insensitive name search"
+    );
+    let (_, off) = app.get("/checks?enabled=false").await;
+    assert_eq!(off.as_array().unwrap().len(), 3);
+    let (_, unknown) = app.get("/checks?status=unknown&q=odd").await;
+    assert_eq!(unknown.as_array().unwrap().len(), 3);
+    let (_, none) = app.get("/checks?q=%25").await;
+    assert_eq!(
+        none.as_array().unwrap().len(),
+        0,
+        "% is a literal, not a wildcard"
+    );
+    for bad in ["limit=0", "limit=1001", "cursor=zzz", "status=up"] {
+        let (status, err) = app.get(&format!("/checks?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(err["field"].is_string(), "{bad}: {err}");
+    }
+    let (status, _) = app
+        .get(&format!("/checks/{}/runs?from=yesterday", ids[0]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, runs) = app
+        .get(&format!(
+            "/checks/{}/runs?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(runs, json!([]));
+}
+
+#[tokio::test]
+async fn a_url_or_webhook_the_policy_can_never_reach_is_refused() {
+    let app = TestApp::spawn().await;
+    let mut body = example();
+    body["webhook_url"] = json!("http://169.254.169.254/latest/meta-data");
+    let (status, err) = app.post("/checks", body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["field"], "webhook_url");
+    let (_, check) = app.post("/checks", example()).await;
+    let (status, err) = app
+        .patch(
+            &format!("/checks/{}", check["id"].as_str().unwrap()),
+            json!({"url": "http://[fe80::1]/"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["field"], "url");
+}
+
+#[tokio::test]
+async fn half_sent_requests_are_cut_off_and_health_still_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|s| {
+        s.http.header_read_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let (status, _) = app.get("/health").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "health answers beside 300 half-sent requests"
+    );
+    // Each half-sent request is closed once the header deadline passes.
+    let started = std::time::Instant::now();
+    for mut s in slow {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("a half-sent request was not cut off")
+            .unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_at_once() {
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::spawn_with(|s| {
+        s.http.max_connections = 4;
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(2), extra.read(&mut buf))
+        .await
+        .expect("the fifth connection was left open")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    drop(held);
+    // Freed slots serve again.
+    let ok = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            if let Ok(r) = app.http.get(format!("{}/health", app.base)).send().await {
+                if r.status() == StatusCode::OK {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(ok.is_ok());
 }

@@ -20,6 +20,9 @@ pub use results::{ResultsStore, RunRow};
 pub enum StoreError {
     #[error("not found")]
     NotFound,
+    /// The caller's `If-Match` names a version that is no longer current.
+    #[error("version {current} is current")]
+    VersionMismatch { current: i64 },
     #[error("postgres: {0}")]
     Postgres(#[from] sqlx::Error),
     #[error("postgres migration: {0}")]
@@ -30,6 +33,21 @@ pub enum StoreError {
     ClickHouse(#[from] clickhouse::error::Error),
     #[error("configuration: {0}")]
     Config(String),
+}
+
+impl StoreError {
+    /// Whether a backing service is down or unreachable (try again later),
+    /// as opposed to a bug or a bad request.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => matches!(
+                e,
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            ),
+            StoreError::Redis(_) | StoreError::ClickHouse(_) => true,
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

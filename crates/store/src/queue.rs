@@ -59,6 +59,18 @@ impl Queue {
         Ok(())
     }
 
+    /// Marks a check's queued jobs as cancelled (it was deleted or paused):
+    /// workers skip every job of it claimed up to now. The mark outlives
+    /// any lease (an hour).
+    pub async fn cancel(&self, check_id: uuid::Uuid) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let _: () = conn
+            .set_ex(format!("{}:cancel:{check_id}", self.prefix), now_ms, 3600)
+            .await?;
+        Ok(())
+    }
+
     pub async fn len(&self) -> Result<i64> {
         let mut conn = self.conn.clone();
         Ok(conn.llen(self.queue_key()).await?)
@@ -167,6 +179,26 @@ impl ConsumerHandle {
         let mut conn = self.queue.conn.clone();
         let _: () = pipe.query_async(&mut conn).await?;
         Ok(())
+    }
+
+    /// Which of these jobs were cancelled after they were claimed (their
+    /// check was deleted or paused), in one round trip.
+    /// `jobs` are (check id, claimed at in epoch ms).
+    pub async fn cancelled(&self, jobs: &[(uuid::Uuid, i64)]) -> Result<Vec<bool>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = jobs
+            .iter()
+            .map(|(id, _)| format!("{}:cancel:{id}", self.queue.prefix))
+            .collect();
+        let mut conn = self.queue.conn.clone();
+        let marks: Vec<Option<i64>> = redis::cmd("MGET").arg(keys).query_async(&mut conn).await?;
+        Ok(jobs
+            .iter()
+            .zip(marks)
+            .map(|((_, claimed_ms), mark)| mark.is_some_and(|at| *claimed_ms <= at))
+            .collect())
     }
 
     /// Marks this worker alive and registered.

@@ -48,7 +48,9 @@ pub struct RunView {
     pub latency_ms: u32,
     pub status_code: Option<u16>,
     pub error: Option<String>,
+    #[serde(serialize_with = "pulse_core::time::ms")]
     pub run_at: DateTime<Utc>,
+    #[serde(serialize_with = "pulse_core::time::ms")]
     pub scheduled_at: DateTime<Utc>,
     pub attempts: u8,
 }
@@ -201,6 +203,37 @@ impl ResultsStore {
                  ORDER BY run_at_ms DESC, id LIMIT ?"
             ))
             .bind(check_id)
+            .bind(limit)
+            .fetch_all()
+            .await?)
+    }
+
+    /// A page of a check's runs, newest first: started in `[from_ms,
+    /// to_ms)`, and before `before` (the last run of the previous page, as
+    /// start time and id) when given.
+    pub async fn page(
+        &self,
+        check_id: Uuid,
+        from_ms: i64,
+        to_ms: i64,
+        before: Option<(i64, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<RunRow>> {
+        let (before_ms, before_id) = before.unwrap_or((i64::MAX, Uuid::max()));
+        Ok(self
+            .client
+            .query(&format!(
+                "SELECT ?fields FROM {TABLE} WHERE check_id = ? \
+                 AND run_at_ms >= ? AND run_at_ms < ? \
+                 AND (run_at_ms < ? OR (run_at_ms = ? AND id < toUUID(?))) \
+                 ORDER BY run_at_ms DESC, id DESC LIMIT ?"
+            ))
+            .bind(check_id)
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(before_ms)
+            .bind(before_ms)
+            .bind(before_id.to_string())
             .bind(limit)
             .fetch_all()
             .await?)

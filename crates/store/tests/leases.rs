@@ -240,9 +240,13 @@ async fn deleted_and_disabled_checks_are_not_claimed_and_deleted_ones_not_writte
     let job = store.claim_due(10, 1000).await.unwrap();
     assert_eq!(job.len(), 2);
     store.delete(gone).await.unwrap();
-    let mut spec = store.get(paused).await.unwrap().spec;
-    spec.enabled = false;
-    store.update(paused, &spec).await.unwrap();
+    store
+        .update_with(paused, None, |mut spec| {
+            spec.enabled = false;
+            Ok::<_, pulse_store::StoreError>(spec)
+        })
+        .await
+        .unwrap();
     let gone_job = job.iter().find(|j| j.check_id == gone).unwrap();
     assert!(store
         .finish_batch(&[finish(gone_job)], "w")

@@ -162,13 +162,26 @@ impl Worker {
             };
             match taken {
                 Ok(jobs) => {
-                    for raw in jobs {
+                    let jobs: Vec<(String, Option<pulse_core::Job>)> = jobs
+                        .into_iter()
+                        .map(|raw| {
+                            let job = pulse_core::Job::decode(&raw);
+                            (raw, job)
+                        })
+                        .collect();
+                    let cancelled = cancelled_jobs(&handle, &jobs).await;
+                    for ((raw, job), cancelled) in jobs.into_iter().zip(cancelled) {
                         let Some(permit) = permits.split(1) else {
                             break;
                         };
+                        if cancelled {
+                            tracing::info!(check_id = ?job.map(|j| j.check_id), "check deleted or paused; queued run skipped");
+                            let _ = ctx.done.send(finisher::Done::Skip { raw }).await;
+                            continue;
+                        }
                         let ctx = ctx.clone();
                         running.spawn(async move {
-                            process_one(&ctx, raw).await;
+                            runner::process_job(&ctx, raw, job).await;
                             drop(permit);
                         });
                     }
@@ -210,6 +223,30 @@ impl Worker {
             "worker stopped"
         );
         Ok(())
+    }
+}
+
+/// Which taken jobs belong to checks deleted or paused after the job was
+/// claimed. If Redis cannot tell, every job runs (its state write is still
+/// fenced).
+async fn cancelled_jobs(
+    handle: &pulse_store::ConsumerHandle,
+    jobs: &[(String, Option<pulse_core::Job>)],
+) -> Vec<bool> {
+    let keys: Vec<(uuid::Uuid, i64)> = jobs
+        .iter()
+        .map(|(_, j)| {
+            j.as_ref().map_or((uuid::Uuid::nil(), i64::MIN), |j| {
+                (j.check_id, j.claimed_ms)
+            })
+        })
+        .collect();
+    match handle.cancelled(&keys).await {
+        Ok(flags) => flags,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read cancellations");
+            vec![false; jobs.len()]
+        }
     }
 }
 

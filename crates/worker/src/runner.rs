@@ -24,7 +24,13 @@ pub struct RunContext {
 
 /// Processes one raw queue entry.
 pub async fn process_one(ctx: &RunContext, raw: String) {
-    let Some(job) = Job::decode(&raw) else {
+    let job = Job::decode(&raw);
+    process_job(ctx, raw, job).await
+}
+
+/// Processes a queue entry already decoded (`None`: it was not a job).
+pub async fn process_job(ctx: &RunContext, raw: String, job: Option<Job>) {
+    let Some(job) = job else {
         tracing::warn!(raw, "malformed job dropped");
         let _ = ctx.done.send(Done::Skip { raw }).await;
         return;

@@ -9,7 +9,10 @@ mod metrics;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::Router;
+use pulse_core::policy::TargetPolicy;
+use pulse_core::CheckSpec;
 use pulse_store::metrics::Metrics;
 use pulse_store::pg::api_keys::ApiKeyStore;
 use pulse_store::runtime::Services;
@@ -29,6 +32,8 @@ pub struct AppState {
     pub services: Services,
     pub auth_required: bool,
     pub metrics: Metrics,
+    /// Addresses checks and webhooks may not name (`TARGET_POLICY`).
+    pub policy: TargetPolicy,
     limits: Arc<auth::RateLimits>,
 }
 
@@ -38,6 +43,7 @@ impl AppState {
         auth_required: bool,
         limits: Limits,
         metrics: Metrics,
+        policy: TargetPolicy,
     ) -> AppState {
         AppState {
             checks: CheckStore::new(services.pool.clone()),
@@ -46,7 +52,39 @@ impl AppState {
             services: services.clone(),
             auth_required,
             metrics,
+            policy,
             limits: auth::RateLimits::new(limits),
+        }
+    }
+
+    /// Refuses a check whose `url` or `webhook_url` is an IP address the
+    /// target policy blocks: it could never run or deliver. (Names are
+    /// judged when they resolve, on every run.)
+    pub fn policy_allows(&self, spec: &CheckSpec) -> Result<(), ApiError> {
+        for (field, raw) in [
+            ("url", Some(&spec.url)),
+            ("webhook_url", spec.webhook_url.as_ref()),
+        ] {
+            let Some(url) = raw.and_then(|u| url::Url::parse(u).ok()) else {
+                continue;
+            };
+            if let Some(why) = self.policy.blocks_url(&url) {
+                return Err(ApiError::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    field,
+                    format!("{field}: {why}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes sure no queued run of a deleted or paused check starts: workers
+    /// skip jobs claimed before this moment. Best effort: if Redis is down
+    /// the change still stands, and the run's state write is refused.
+    pub async fn cancel_queued(&self, check_id: uuid::Uuid) {
+        if let Err(e) = self.services.queue.cancel(check_id).await {
+            tracing::warn!(%check_id, error = %e, "could not cancel queued runs");
         }
     }
 }
@@ -70,6 +108,15 @@ pub fn router(state: AppState, metrics_need_key: bool) -> Router {
             metrics::count_requests,
         ))
         .fallback(|| async { ApiError::NotFound("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::field(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method",
+                "method not allowed on this route",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::from_fn(error::uri_limit))
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
 }

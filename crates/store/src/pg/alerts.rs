@@ -28,7 +28,9 @@ pub struct AlertRecord {
     pub attempts: i32,
     pub last_response_code: Option<i32>,
     pub last_error: Option<String>,
+    #[serde(serialize_with = "pulse_core::time::ms_opt")]
     pub delivered_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "pulse_core::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Every delivery attempt, oldest first: `attempt`, `attempted_at`,
     /// `response_code`, `error`, `duration_ms`.
@@ -73,7 +75,8 @@ impl AlertStore {
                 a.delivery_state, a.attempts, a.last_response_code, a.last_error, a.delivered_at, \
                 a.created_at, \
                 COALESCE((SELECT json_agg(json_build_object('attempt', w.attempt, \
-                    'attempted_at', w.attempted_at, 'response_code', w.response_code, \
+                    'attempted_at', to_char(w.attempted_at AT TIME ZONE 'UTC', \
+                        'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'response_code', w.response_code, \
                     'error', w.error, 'duration_ms', w.duration_ms) ORDER BY w.attempt) \
                   FROM webhook_attempts w WHERE w.alert_id = a.id), '[]'::json) AS deliveries \
              FROM alerts a WHERE a.check_id = $1 ORDER BY a.created_at DESC, a.id LIMIT $2",

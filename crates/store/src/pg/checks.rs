@@ -43,11 +43,12 @@ struct CheckRow {
     next_run_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    version: i64,
 }
 
 const CHECK_COLUMNS: &str = "id, name, url, method, headers, body, expected_status, body_contains, \
     interval_seconds, timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, last_status, last_run_at, \
-    last_latency_ms, last_status_code, last_error, consecutive_fails, next_run_at, created_at, updated_at";
+    last_latency_ms, last_status_code, last_error, consecutive_fails, next_run_at, created_at, updated_at, version";
 
 impl From<CheckRow> for Check {
     fn from(r: CheckRow) -> Check {
@@ -78,8 +79,22 @@ impl From<CheckRow> for Check {
             next_run_at: r.next_run_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            version: r.version,
         }
     }
+}
+
+/// Which checks a page of `GET /checks` holds.
+#[derive(Debug, Clone, Default)]
+pub struct CheckFilter {
+    pub enabled: Option<bool>,
+    /// The last run's status (`unknown` before the first run).
+    pub status: Option<String>,
+    /// A case-insensitive part of the name.
+    pub name_contains: Option<String>,
+    /// Start after this check (keyset paging by creation, then id).
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
 }
 
 /// An alert to record together with a run's state write.
@@ -246,32 +261,85 @@ impl CheckStore {
         found.map(|_| ()).ok_or(StoreError::NotFound)
     }
 
-    /// All live checks, oldest first.
-    pub async fn list(&self) -> Result<Vec<Check>> {
+    /// A page of live checks, oldest first, filtered.
+    pub async fn page(&self, f: &CheckFilter) -> Result<Vec<Check>> {
+        let (after_ts, after_id) = f.after.unzip();
+        let pattern = f.name_contains.as_ref().map(|q| {
+            let escaped = q
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
         let rows: Vec<CheckRow> = sqlx::query_as(&format!(
-            "SELECT {CHECK_COLUMNS} FROM checks WHERE deleted_at IS NULL ORDER BY created_at, id"
+            "SELECT {CHECK_COLUMNS} FROM checks WHERE deleted_at IS NULL \
+             AND ($1::bool IS NULL OR enabled = $1) \
+             AND ($2::text IS NULL OR last_status = $2) \
+             AND ($3::text IS NULL OR name ILIKE $3) \
+             AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5)) \
+             ORDER BY created_at, id LIMIT $6"
         ))
+        .bind(f.enabled)
+        .bind(&f.status)
+        .bind(pattern)
+        .bind(after_ts)
+        .bind(after_id)
+        .bind(f.limit)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Replaces a check's definition. A shorter interval pulls the next run
-    /// in to at most one new interval from now; a longer one applies after
-    /// the run already scheduled.
-    pub async fn update(&self, id: Uuid, spec: &CheckSpec) -> Result<Check> {
+    /// Changes a check atomically: reads it under a row lock, lets `change`
+    /// derive the new definition from the current one (so only the fields a
+    /// client sent change, whatever happened meanwhile), and writes it with
+    /// a new version. With `if_match`, a check whose version differs is left
+    /// alone ([`StoreError::VersionMismatch`]). A shorter interval pulls the
+    /// next run in to at most one new interval from now; a longer one
+    /// applies after the run already scheduled.
+    pub async fn update_with<E>(
+        &self,
+        id: Uuid,
+        if_match: Option<i64>,
+        change: impl FnOnce(CheckSpec) -> std::result::Result<CheckSpec, E>,
+    ) -> std::result::Result<Check, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let row: Option<CheckRow> = sqlx::query_as(&format!(
+            "SELECT {CHECK_COLUMNS} FROM checks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let current: Check = row.ok_or(StoreError::NotFound)?.into();
+        if let Some(v) = if_match {
+            if v != current.version {
+                return Err(StoreError::VersionMismatch {
+                    current: current.version,
+                }
+                .into());
+            }
+        }
+        let spec = change(current.spec)?;
         let sql = format!(
             "UPDATE checks SET name = $2, url = $3, method = $4, headers = $5, body = $6, \
              expected_status = $7, body_contains = $8, interval_seconds = $9, timeout_ms = $10, \
              alert_threshold = $11, webhook_url = $12, enabled = $13, webhook_secret = $14, \
              retries = $15, \
              next_run_at = LEAST(next_run_at, now() + $9 * interval '1 second'), \
-             updated_at = now() \
-             WHERE id = $1 AND deleted_at IS NULL RETURNING {CHECK_COLUMNS}"
+             updated_at = now(), version = version + 1 \
+             WHERE id = $1 RETURNING {CHECK_COLUMNS}"
         );
         let query = sqlx::query_as(&sql).bind(id);
-        let row: Option<CheckRow> = bind_spec(query, spec).fetch_optional(&self.pool).await?;
-        row.map(Into::into).ok_or(StoreError::NotFound)
+        let row: CheckRow = bind_spec(query, &spec)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(row.into())
     }
 
     /// Soft-deletes a check: it stops running, its alerts and results stay.
@@ -306,6 +374,19 @@ impl CheckStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Releases expired leases of paused or deleted checks (their queued run
+    /// was skipped), so a check that is resumed is claimed again.
+    pub async fn release_idle_leases(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE checks SET lease_token = NULL, lease_slot = NULL, lease_expires_at = NULL \
+             WHERE lease_token IS NOT NULL AND lease_expires_at <= now() \
+               AND (NOT enabled OR deleted_at IS NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Re-queues runs whose lease expired (their worker died or stalled):
