@@ -93,16 +93,55 @@ impl Job {
         200i64 << n.saturating_sub(1).min(5)
     }
 
-    /// Whether retry `n` may start at `now_ms` after its backoff: it must
-    /// fit in the lease (as [`Self::can_start`]) and end before the next
-    /// slot is due, so retries never overlap the next run.
-    pub fn can_retry(&self, n: u8, now_ms: i64) -> bool {
+    /// How long retry `n` (1-based) may take if it starts at `now_ms` after
+    /// its backoff: the check's `timeout_ms`, cut to the time left before
+    /// the next slot is due and before the lease runs out (keeping half the
+    /// margin, as [`Self::can_start`]), so a retry never overlaps the next
+    /// run. A retry with less than [`MIN_RETRY_MS`] left (or less than the
+    /// whole timeout, when that is shorter) is skipped, and the error says
+    /// why.
+    pub fn retry_window(&self, n: u8, now_ms: i64) -> Result<i64, RetrySkipped> {
+        if i32::from(n) > self.check.retries {
+            return Err(RetrySkipped::NoneLeft);
+        }
         let start = now_ms + Self::retry_backoff_ms(n);
         let next_slot = self.slot_ms + i64::from(self.check.interval_seconds) * 1000;
-        let end = start + i64::from(self.check.timeout_ms);
-        n as i32 <= self.check.retries
-            && end + self.margin_ms() / 2 <= self.lease_expires_ms
-            && end <= next_slot
+        let lease_end = self.lease_expires_ms - self.margin_ms() / 2;
+        let timeout = i64::from(self.check.timeout_ms);
+        let window = timeout.min(next_slot - start).min(lease_end - start);
+        if window >= timeout.min(MIN_RETRY_MS) {
+            Ok(window)
+        } else {
+            Err(RetrySkipped::NoTime {
+                retry: n,
+                left_ms: (next_slot.min(lease_end) - now_ms).max(0),
+            })
+        }
+    }
+}
+
+/// Shortest time a retry is given; with less left before the next slot it
+/// is skipped.
+pub const MIN_RETRY_MS: i64 = 100;
+
+/// Why a retry was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetrySkipped {
+    /// Every configured retry was used.
+    NoneLeft,
+    /// A configured retry had too little time before the next slot.
+    NoTime { retry: u8, left_ms: i64 },
+}
+
+impl std::fmt::Display for RetrySkipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RetrySkipped::NoneLeft => f.write_str("no retries left"),
+            RetrySkipped::NoTime { retry, left_ms } => write!(
+                f,
+                "retry {retry} skipped: only {left_ms} ms left before the next run is due"
+            ),
+        }
     }
 }
 
@@ -157,14 +196,38 @@ mod tests {
         job.lease_expires_ms = job.claimed_ms + 5600;
         assert!(job.can_start(job.claimed_ms + 1000));
         assert!(!job.can_start(job.claimed_ms + 1001));
-        assert!(job.can_retry(1, job.claimed_ms + 1000));
-        assert!(job.can_retry(2, job.claimed_ms + 2000));
-        assert!(!job.can_retry(3, job.claimed_ms + 1000), "only 2 retries");
-        assert!(!job.can_retry(2, job.claimed_ms + 3300), "past the lease");
-        // A 2 s interval: a retry must end before the next slot.
+        assert_eq!(job.retry_window(1, job.claimed_ms + 1000), Ok(1000));
+        assert_eq!(job.retry_window(2, job.claimed_ms + 2000), Ok(1000));
+        assert_eq!(
+            job.retry_window(3, job.claimed_ms + 1000),
+            Err(RetrySkipped::NoneLeft),
+            "only 2 retries"
+        );
+        // Late in the lease: the retry gets what is left of it.
+        assert_eq!(job.retry_window(2, job.claimed_ms + 3300), Ok(900));
+    }
+
+    #[test]
+    fn a_retry_gets_the_time_left_before_the_next_slot() {
+        // The example: every 2 s, timeout 3 s, 1 retry.
+        let mut job = job();
         job.check.interval_seconds = 2;
-        assert!(job.can_retry(1, job.slot_ms + 500));
-        assert!(!job.can_retry(1, job.slot_ms + 900));
+        job.check.timeout_ms = 3000;
+        job.check.retries = 1;
+        job.lease_expires_ms = job.claimed_ms + job.run_budget_ms() + 5000;
+        // The first attempt failed fast: the retry (after 200 ms) has the
+        // rest of the 2 s.
+        assert_eq!(job.retry_window(1, job.slot_ms + 50), Ok(1750));
+        // With 80 ms left it is skipped, and says so.
+        let skipped = job.retry_window(1, job.slot_ms + 1720).unwrap_err();
+        assert_eq!(
+            skipped,
+            RetrySkipped::NoTime {
+                retry: 1,
+                left_ms: 280
+            }
+        );
+        assert!(skipped.to_string().contains("retry 1 skipped"));
     }
 
     #[test]

@@ -11,5 +11,5 @@ pub mod webhook;
 
 pub use alert::{AlertKind, AlertPayload, IncidentState};
 pub use check::{Check, CheckInput, CheckSpec, ValidationError, INPUT_FIELDS};
-pub use job::{Job, JobCheck};
+pub use job::{Job, JobCheck, RetrySkipped};
 pub use run::{FailureReason, RunOutcome, RunStatus};

@@ -1,5 +1,7 @@
-//! The scheduler: every poll it re-queues runs whose lease expired, then
-//! claims due checks in batches and pushes their jobs onto the queue.
+//! The scheduler: every poll it re-queues the runs of lost workers (their
+//! heartbeat expired) and runs whose lease expired, records the slots a lost
+//! worker made them miss, then claims due checks in batches and pushes
+//! their jobs onto the queue.
 //!
 //! Safe to run in several servers at once: claims use `FOR UPDATE SKIP
 //! LOCKED`, so each due slot is claimed by exactly one of them. A crash
@@ -47,6 +49,23 @@ pub async fn tick(
 ) -> pulse_store::Result<usize> {
     let mut queued = 0;
     store.release_idle_leases().await?;
+    let lost: Vec<(uuid::Uuid, uuid::Uuid)> = queue
+        .take_lost_jobs()
+        .await?
+        .iter()
+        .filter_map(|raw| pulse_core::Job::decode(raw))
+        .map(|j| (j.check_id, j.token))
+        .collect();
+    if !lost.is_empty() {
+        let relet = store.relet(&lost, settings.lease_margin_ms).await?;
+        tracing::info!(
+            held = lost.len(),
+            requeued = relet.len(),
+            "re-queued runs of a lost worker"
+        );
+        queue.push(&relet).await?;
+        queued += relet.len();
+    }
     let stale = store
         .reclaim_expired(settings.batch, settings.lease_margin_ms)
         .await?;
@@ -54,6 +73,13 @@ pub async fn tick(
         tracing::info!(count = stale.len(), "re-queued runs with expired leases");
         queue.push(&stale).await?;
         queued += stale.len();
+    }
+    let missed = store.skip_missed_slots(settings.batch).await?;
+    if missed > 0 {
+        tracing::info!(
+            missed,
+            "slots missed while a worker was lost recorded as missed"
+        );
     }
     loop {
         let jobs = store

@@ -6,11 +6,13 @@
 //! - `<prefix>:processing:<worker>`: jobs a worker has taken. A job moves
 //!   there atomically (`BLMOVE`), never by a bare pop, and is removed only
 //!   when its run is finished.
-//! - `<prefix>:alive:<worker>`: a heartbeat with a short TTL;
-//!   `<prefix>:workers` is the set of worker ids. A worker whose heartbeat
-//!   expired has its processing list moved back to the queue by any other
-//!   worker. A moved-back job runs again only if its lease still covers a
-//!   whole run; otherwise lease expiry re-queues its slot.
+//! - `<prefix>:alive:<worker>`: a heartbeat with a short TTL
+//!   ([`HEARTBEAT_TTL`]); `<prefix>:workers` is the set of worker ids. When
+//!   a worker's heartbeat expires, the scheduler takes its processing list
+//!   ([`Queue::take_lost_jobs`]) and re-leases those runs at once, so a
+//!   dead worker's checks wait seconds, not a whole lease.
+//! - `<prefix>:cancel:<check>`: when the check was deleted or paused;
+//!   workers skip its jobs claimed before then.
 
 use std::time::Duration;
 
@@ -82,6 +84,39 @@ impl Queue {
         Ok(())
     }
 
+    /// Takes the jobs held by workers whose heartbeat expired: each such
+    /// processing list is renamed away atomically (so one scheduler gets
+    /// it), read and deleted, and the worker is deregistered. The caller
+    /// re-leases the jobs; if it dies first, their leases expire as usual.
+    pub async fn take_lost_jobs(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let prefix = &self.prefix;
+        let workers: Vec<String> = conn.smembers(format!("{prefix}:workers")).await?;
+        let mut jobs = Vec::new();
+        for worker in workers {
+            let alive: bool = conn.exists(format!("{prefix}:alive:{worker}")).await?;
+            if alive {
+                continue;
+            }
+            let list = format!("{prefix}:processing:{worker}");
+            let taken = format!("{prefix}:lost:{worker}:{}", uuid::Uuid::new_v4());
+            let renamed: redis::RedisResult<()> = redis::cmd("RENAME")
+                .arg(&list)
+                .arg(&taken)
+                .query_async(&mut conn)
+                .await;
+            let _: i64 = conn.srem(format!("{prefix}:workers"), &worker).await?;
+            if renamed.is_err() {
+                continue; // no list (or another scheduler took it)
+            }
+            let held: Vec<String> = conn.lrange(&taken, 0, -1).await?;
+            let _: i64 = conn.del(&taken).await?;
+            tracing::info!(worker, jobs = held.len(), "worker lost; taking its jobs");
+            jobs.extend(held);
+        }
+        Ok(jobs)
+    }
+
     /// A consumer for one worker. It has its own connection for the
     /// blocking move, so waiting for jobs never delays other commands.
     pub async fn consumer(&self, url: &str, worker_id: &str) -> Result<Consumer> {
@@ -118,8 +153,10 @@ end
 return out
 ";
 
-/// Seconds a heartbeat lives; a worker refreshes it several times as often.
-pub const HEARTBEAT_TTL_SECS: u64 = 15;
+/// How long a heartbeat lives; a worker refreshes it every
+/// [`HEARTBEAT_EVERY`], and is taken for dead once it expires.
+pub const HEARTBEAT_TTL: Duration = Duration::from_millis(3000);
+pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
 
 impl Consumer {
     /// Waits up to `wait` for a job, then takes up to `max` in all, moving
@@ -208,38 +245,15 @@ impl ConsumerHandle {
         let _: () = redis::pipe()
             .sadd(format!("{prefix}:workers"), &self.worker_id)
             .ignore()
-            .set_ex(
+            .pset_ex(
                 format!("{prefix}:alive:{}", self.worker_id),
                 1,
-                HEARTBEAT_TTL_SECS,
+                HEARTBEAT_TTL.as_millis() as u64,
             )
             .ignore()
             .query_async(&mut conn)
             .await?;
         Ok(())
-    }
-
-    /// Moves the processing lists of workers whose heartbeat expired back to
-    /// the queue, at the end that is taken next. Returns how many jobs moved.
-    pub async fn requeue_dead_workers(&self) -> Result<usize> {
-        let mut conn = self.queue.conn.clone();
-        let prefix = &self.queue.prefix;
-        let workers: Vec<String> = conn.smembers(format!("{prefix}:workers")).await?;
-        let mut moved = 0;
-        for worker in workers {
-            if worker == self.worker_id {
-                continue;
-            }
-            let alive: bool = conn.exists(format!("{prefix}:alive:{worker}")).await?;
-            if alive {
-                continue;
-            }
-            moved += self
-                .drain_into_queue(&format!("{prefix}:processing:{worker}"))
-                .await?;
-            let _: i64 = conn.srem(format!("{prefix}:workers"), &worker).await?;
-        }
-        Ok(moved)
     }
 
     async fn drain_into_queue(&self, list: &str) -> Result<usize> {

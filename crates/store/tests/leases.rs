@@ -260,8 +260,19 @@ async fn deleted_and_disabled_checks_are_not_claimed_and_deleted_ones_not_writte
     assert!(store.claim_due(10, 1000).await.unwrap().is_empty());
 }
 
+async fn missed_rows(store: &CheckStore, id: Uuid) -> Vec<(i64, String, String)> {
+    sqlx::query_as(
+        "SELECT scheduled_at_ms, status, failure_reason FROM run_results \
+         WHERE check_id = $1 AND status = 'missed' ORDER BY scheduled_at_ms",
+    )
+    .bind(id)
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
-async fn after_a_dead_workers_lease_expires_missed_slots_are_caught_up_not_skipped() {
+async fn after_a_lost_worker_the_slot_reruns_once_and_later_ones_are_recorded_missed() {
     let store = store().await;
     let id = check(&store, 2).await;
     let due = Utc::now() - Duration::milliseconds(100);
@@ -275,32 +286,90 @@ async fn after_a_dead_workers_lease_expires_missed_slots_are_caught_up_not_skipp
         .unwrap();
     let again = store.reclaim_expired(10, 0).await.unwrap();
     assert_eq!(again[0].slot_ms, due.timestamp_millis());
+    // Nothing else of the check is claimed while it is catching up.
+    assert!(store.claim_due(10, 0).await.unwrap().is_empty());
     store.finish_batch(&[finish(&again[0])], "w").await.unwrap();
     // Meanwhile three more slots came due (simulated by moving time back).
-    sqlx::query("UPDATE checks SET next_run_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(due - Duration::seconds(4))
-        .execute(store.pool())
+    let first = due - Duration::seconds(4);
+    set_next_run(&store, id, first).await;
+    let missed = store.skip_missed_slots(100).await.unwrap();
+    let rows = missed_rows(&store, id).await;
+    assert_eq!(missed as usize, rows.len());
+    // The re-run started "now": every slot before now + half an interval is
+    // missed, no burst of late runs.
+    assert!((3..=4).contains(&rows.len()), "{rows:?}");
+    for (k, (slot, status, reason)) in rows.iter().enumerate() {
+        assert_eq!(*slot, first.timestamp_millis() + k as i64 * 2000);
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("missed", "worker_lost")
+        );
+    }
+    let next = store.get(id).await.unwrap().next_run_at;
+    assert!(next > Utc::now(), "back on the schedule");
+    assert_eq!(
+        (next.timestamp_millis() - first.timestamp_millis()) % 2000,
+        0,
+        "on the same grid"
+    );
+    assert!(store.claim_due(10, 0).await.unwrap().is_empty(), "no burst");
+    assert_eq!(store.skip_missed_slots(100).await.unwrap(), 0, "once");
+}
+
+#[tokio::test]
+async fn a_lost_workers_leases_are_reissued_at_once_by_token() {
+    let store = store().await;
+    let a = check(&store, 60).await;
+    let b = check(&store, 60).await;
+    let jobs = store.claim_due(10, 60_000).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    let ja = jobs.iter().find(|j| j.check_id == a).unwrap();
+    let jb = jobs.iter().find(|j| j.check_id == b).unwrap();
+    // b's run finished before its worker died: its old token is spent.
+    store.finish_batch(&[finish(jb)], "w").await.unwrap();
+    let relet = store
+        .relet(&[(a, ja.token), (b, jb.token), (a, Uuid::new_v4())], 1000)
         .await
         .unwrap();
-    let first = due - Duration::seconds(4);
-    let mut slots = Vec::new();
-    for _ in 0..4 {
-        let jobs = store.claim_due(10, 0).await.unwrap();
-        if jobs.is_empty() {
-            break;
-        }
-        slots.push(jobs[0].slot_ms);
-        store.finish_batch(&[finish(&jobs[0])], "w").await.unwrap();
-    }
-    let want: Vec<i64> = (0..3)
-        .map(|k| first.timestamp_millis() + k * 2000)
-        .collect();
+    assert_eq!(relet.len(), 1, "only the live lease is re-issued");
+    assert_eq!(relet[0].check_id, a);
+    assert_eq!(relet[0].slot_ms, ja.slot_ms, "the same slot");
+    assert_ne!(relet[0].token, ja.token);
+    // The lost worker's late write is fenced; the new holder's is not.
+    assert!(store
+        .finish_batch(&[finish(ja)], "w")
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
-        slots, want,
-        "each missed slot ran once, in order, then back on schedule"
+        store.finish_batch(&[finish(&relet[0])], "w").await.unwrap(),
+        vec![a]
     );
-    assert!(store.get(id).await.unwrap().next_run_at > Utc::now());
+}
+
+#[tokio::test]
+async fn the_sql_run_budget_is_the_jobs_run_budget() {
+    let store = store().await;
+    let id = check(&store, 60).await;
+    let mut job = store.claim_due(10, 0).await.unwrap()[0].clone();
+    assert_eq!(job.check_id, id);
+    for timeout in [1, 999, 10_000, 120_000] {
+        for retries in 0..=5 {
+            let (sql,): (i64,) = sqlx::query_as("SELECT pulse_run_budget_ms($1, $2)")
+                .bind(timeout)
+                .bind(retries)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            job.check.timeout_ms = timeout;
+            job.check.retries = retries;
+            assert_eq!(
+                sql,
+                job.run_budget_ms(),
+                "timeout {timeout}, retries {retries}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

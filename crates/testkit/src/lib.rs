@@ -256,6 +256,22 @@ impl Target {
                 ),
             )
             .route(
+                "/alternate/{name}",
+                any(
+                    move |State(s): State<Arc<TargetState>>, Path(name): Path<String>| async move {
+                        // 500, 200, 500, 200... per name.
+                        let path = format!("/alternate/{name}");
+                        record(&s, &path);
+                        let n = s.hits.lock().unwrap().get(&path).map_or(0, Vec::len);
+                        if n % 2 == 1 {
+                            (StatusCode::INTERNAL_SERVER_ERROR, "odd")
+                        } else {
+                            (StatusCode::OK, "all systems healthy")
+                        }
+                    },
+                ),
+            )
+            .route(
                 "/redirect-to",
                 any(
                     move |State(s): State<Arc<TargetState>>,

@@ -7,6 +7,7 @@
 pub mod alerter;
 pub mod finisher;
 mod health;
+pub mod liveness;
 pub mod runner;
 pub mod settings;
 pub mod writer;
@@ -25,8 +26,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use finisher::Finisher;
+use liveness::Liveness;
 use pulse_store::metrics::Metrics;
 use pulse_store::pg::outbox::ResultOutbox;
+use pulse_store::queue::HEARTBEAT_EVERY;
 pub use runner::{process_one, RunContext};
 pub use settings::Settings;
 use writer::Writer;
@@ -37,7 +40,8 @@ const TAKE_BATCH: usize = 64;
 pub struct Worker {
     settings: Settings,
     services: Services,
-    listener: TcpListener,
+    /// Taken by the health endpoint when the worker runs.
+    listener: Option<TcpListener>,
     addr: SocketAddr,
 }
 
@@ -53,7 +57,7 @@ impl Worker {
         Ok(Worker {
             settings,
             services,
-            listener,
+            listener: Some(listener),
             addr,
         })
     }
@@ -65,9 +69,75 @@ impl Worker {
     /// Runs until `shutdown` fires; then stops taking jobs, lets in-flight
     /// runs finish within `SHUTDOWN_GRACE_MS`, flushes results, hands back
     /// untaken jobs and returns.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let loops = self.start_background()?;
+        let mut consumer = match self.consumer(&shutdown).await {
+            Ok(c) => c,
+            Err(e) => {
+                loops.stop().await;
+                return Err(e);
+            }
+        };
+        let handle = consumer.handle();
+        let (done_tx, done_rx) = mpsc::channel(self.settings.concurrency * 2);
+        let finisher = tokio::spawn(
+            Finisher {
+                worker_id: self.settings.worker_id.clone(),
+                checks: CheckStore::new(self.services.pool.clone()),
+                queue: handle.clone(),
+                alerter: loops.alerter.clone(),
+            }
+            .run(done_rx),
+        );
+        let alive = Liveness::new(pulse_store::queue::HEARTBEAT_TTL);
+        let heartbeat = tokio::spawn(heartbeat(
+            handle.clone(),
+            self.services.queue.clone(),
+            loops.metrics.clone(),
+            alive.clone(),
+            loops.stop.clone(),
+        ));
+        let ctx = RunContext {
+            checker: Checker::new(self.settings.body_limit, self.settings.target_policy)?,
+            done: done_tx,
+            metrics: loops.metrics.clone(),
+            alive,
+        };
+        tracing::info!(
+            worker_id = %self.settings.worker_id,
+            concurrency = self.settings.concurrency,
+            health = %self.addr,
+            "worker started"
+        );
+
+        let mut running = JoinSet::new();
+        take_jobs(&self.settings, &mut consumer, &ctx, &mut running, &shutdown).await;
+        drain(&mut running, self.settings.shutdown_grace).await;
+
+        // Dropping the last sender ends the finisher once it has written the
+        // last batch; only then are results flushed and the queue left.
+        drop(ctx);
+        let _ = finisher.await;
+        loops.writer_stop.cancel();
+        if let Err(e) = handle.retire().await {
+            tracing::warn!(error = %e, "retiring from queue failed");
+        }
+        let metrics = loops.metrics.clone();
+        loops.stop().await;
+        let _ = heartbeat.await;
+        tracing::info!(
+            written = metrics.results_written.get(),
+            dropped = metrics.results_dropped.get(),
+            "worker stopped"
+        );
+        Ok(())
+    }
+
+    /// Starts the loops that outlive job taking: the results writer, the
+    /// alerter and the health endpoint.
+    fn start_background(&mut self) -> anyhow::Result<Background> {
+        let listener = self.listener.take().context("the worker runs once")?;
         let s = &self.settings;
-        let checks = CheckStore::new(self.services.pool.clone());
         let metrics = Metrics::new();
         let alerter = alerter::Alerter::new(
             AlertStore::new(self.services.pool.clone()),
@@ -82,147 +152,182 @@ impl Worker {
             s.alerter_poll,
         )?;
         let writer_stop = CancellationToken::new();
-        let writer = tokio::spawn(
-            Writer {
-                outbox: ResultOutbox::new(self.services.pool.clone()),
-                results: self.services.results.clone(),
-                batch_size: s.batch_size,
-                flush_interval: s.flush_interval,
-                max_buffer: s.max_buffer,
-                metrics: metrics.clone(),
-            }
-            .run(writer_stop.clone()),
-        );
-        let background = CancellationToken::new();
-        let alerter_task = tokio::spawn(alerter.clone().run(background.clone()));
-        let health_task = tokio::spawn(health::serve(
-            self.listener,
+        let stop = CancellationToken::new();
+        let tasks = vec![
+            tokio::spawn(
+                Writer {
+                    outbox: ResultOutbox::new(self.services.pool.clone()),
+                    results: self.services.results.clone(),
+                    batch_size: s.batch_size,
+                    flush_interval: s.flush_interval,
+                    max_buffer: s.max_buffer,
+                    metrics: metrics.clone(),
+                }
+                .run(writer_stop.clone()),
+            ),
+            tokio::spawn(alerter.clone().run(stop.clone())),
+        ];
+        let health = tokio::spawn(health::serve(
+            listener,
             self.services.clone(),
             metrics.clone(),
-            background.clone(),
+            stop.clone(),
         ));
-        let mut consumer = loop {
+        Ok(Background {
+            metrics,
+            alerter,
+            writer_stop,
+            stop,
+            tasks,
+            health,
+        })
+    }
+
+    /// The queue consumer, retried while Redis is unreachable.
+    async fn consumer(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<pulse_store::Consumer> {
+        let s = &self.settings;
+        loop {
             match self
                 .services
                 .queue
                 .consumer(&s.services.redis_url, &s.worker_id)
                 .await
             {
-                Ok(c) => break c,
+                Ok(c) => return Ok(c),
                 Err(e) if !shutdown.is_cancelled() => {
                     tracing::warn!(error = %e, "redis consumer connect failed, retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
-        };
-        let handle = consumer.handle();
-        let (done_tx, done_rx) = mpsc::channel(s.concurrency * 2);
-        let finisher = tokio::spawn(
-            Finisher {
-                worker_id: s.worker_id.clone(),
-                checks,
-                queue: handle.clone(),
-                alerter,
-            }
-            .run(done_rx),
-        );
-        let ctx = RunContext {
-            checker: Checker::new(s.body_limit, s.target_policy)?,
-            done: done_tx,
-            metrics: metrics.clone(),
-        };
-        let heartbeat = tokio::spawn(heartbeat(
-            handle.clone(),
-            self.services.queue.clone(),
-            metrics.clone(),
-            background.clone(),
-        ));
-        tracing::info!(worker_id = %s.worker_id, concurrency = s.concurrency, health = %self.addr, "worker started");
+        }
+    }
+}
 
-        let slots = Arc::new(Semaphore::new(s.concurrency));
-        let mut running = JoinSet::new();
-        loop {
-            while running.try_join_next().is_some() {}
-            // Wait for one free slot, then take as many jobs as there are
-            // free slots (up to TAKE_BATCH) in one go.
-            let mut permits = tokio::select! {
-                p = slots.clone().acquire_many_owned(1) => p?,
-                _ = shutdown.cancelled() => break,
-            };
-            let extra = slots.available_permits().min(TAKE_BATCH - 1) as u32;
-            if extra > 0 {
-                if let Ok(more) = slots.clone().try_acquire_many_owned(extra) {
-                    permits.merge(more);
-                }
-            }
-            let taken = tokio::select! {
-                r = consumer.take(permits.num_permits(), Duration::from_secs(1)) => r,
-                _ = shutdown.cancelled() => break,
-            };
-            match taken {
-                Ok(jobs) => {
-                    let jobs: Vec<(String, Option<pulse_core::Job>)> = jobs
-                        .into_iter()
-                        .map(|raw| {
-                            let job = pulse_core::Job::decode(&raw);
-                            (raw, job)
-                        })
-                        .collect();
-                    let cancelled = cancelled_jobs(&handle, &jobs).await;
-                    for ((raw, job), cancelled) in jobs.into_iter().zip(cancelled) {
-                        let Some(permit) = permits.split(1) else {
-                            break;
-                        };
-                        if cancelled {
-                            tracing::info!(check_id = ?job.map(|j| j.check_id), "check deleted or paused; queued run skipped");
-                            let _ = ctx.done.send(finisher::Done::Skip { raw }).await;
-                            continue;
-                        }
-                        let ctx = ctx.clone();
-                        running.spawn(async move {
-                            runner::process_job(&ctx, raw, job).await;
-                            drop(permit);
-                        });
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "taking jobs failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = shutdown.cancelled() => break,
-                    }
-                }
-            }
-        }
+/// The loops started by [`Worker::start_background`].
+struct Background {
+    metrics: Metrics,
+    alerter: alerter::Alerter,
+    /// Stops the results writer (after the finisher is done).
+    writer_stop: CancellationToken,
+    /// Stops the alerter, the health endpoint and the heartbeat.
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    health: tokio::task::JoinHandle<()>,
+}
 
-        tracing::info!(in_flight = running.len(), "worker draining");
-        let drained = tokio::time::timeout(s.shutdown_grace, async {
-            while running.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                abandoned = running.len(),
-                "grace period over; abandoning runs to lease expiry"
-            );
-            running.abort_all();
+impl Background {
+    async fn stop(self) {
+        self.writer_stop.cancel();
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
         }
-        drop(ctx);
-        let _ = finisher.await;
-        writer_stop.cancel();
-        let _ = writer.await;
-        if let Err(e) = handle.retire().await {
-            tracing::warn!(error = %e, "retiring from queue failed");
+        let _ = self.health.await;
+    }
+}
+
+/// Takes jobs while there are free run slots, until `shutdown`: waits for
+/// one free slot, then takes as many jobs as there are free slots (up to
+/// [`TAKE_BATCH`]) in one go. Jobs taken while this worker was not alive
+/// (its heartbeat lapsed: another worker may hold them now) are dropped.
+async fn take_jobs(
+    s: &Settings,
+    consumer: &mut pulse_store::Consumer,
+    ctx: &RunContext,
+    running: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) {
+    let handle = consumer.handle();
+    let slots = Arc::new(Semaphore::new(s.concurrency));
+    loop {
+        while running.try_join_next().is_some() {}
+        let mut permits = tokio::select! {
+            p = slots.clone().acquire_many_owned(1) => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let extra = slots.available_permits().min(TAKE_BATCH - 1) as u32;
+        if extra > 0 {
+            if let Ok(more) = slots.clone().try_acquire_many_owned(extra) {
+                permits.merge(more);
+            }
         }
-        background.cancel();
-        let _ = tokio::join!(alerter_task, health_task, heartbeat);
-        tracing::info!(
-            written = metrics.results_written.get(),
-            dropped = metrics.results_dropped.get(),
-            "worker stopped"
+        if !ctx.alive.is_alive() {
+            // No heartbeat yet (or Redis lost): take nothing.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+        let epoch = ctx.alive.epoch();
+        let taken = tokio::select! {
+            r = consumer.take(permits.num_permits(), Duration::from_secs(1)) => r,
+            _ = shutdown.cancelled() => return,
+        };
+        let jobs = match taken {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(error = %e, "taking jobs failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        };
+        let jobs: Vec<(String, Option<pulse_core::Job>)> = jobs
+            .into_iter()
+            .map(|raw| {
+                let job = pulse_core::Job::decode(&raw);
+                (raw, job)
+            })
+            .collect();
+        let cancelled = cancelled_jobs(&handle, &jobs).await;
+        let stale = !ctx.alive.holds(epoch);
+        for ((raw, job), cancelled) in jobs.into_iter().zip(cancelled) {
+            let Some(permit) = permits.split(1) else {
+                break;
+            };
+            if cancelled || stale {
+                tracing::info!(
+                    check_id = ?job.map(|j| j.check_id),
+                    cancelled,
+                    "queued run skipped (check deleted or paused, or this worker's liveness lapsed)"
+                );
+                let _ = ctx.done.send(finisher::Done::Skip { raw }).await;
+                continue;
+            }
+            let ctx = ctx.clone();
+            running.spawn(async move {
+                runner::process_job(&ctx, raw, job).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Lets in-flight runs finish within `grace`; the rest are abandoned to
+/// their lease (the scheduler re-runs them once it expires).
+async fn drain(running: &mut JoinSet<()>, grace: Duration) {
+    tracing::info!(in_flight = running.len(), "worker draining");
+    let drained = tokio::time::timeout(grace, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            abandoned = running.len(),
+            "grace period over; abandoning runs to lease expiry"
         );
-        Ok(())
+        running.abort_all();
     }
 }
 
@@ -250,29 +355,30 @@ async fn cancelled_jobs(
     }
 }
 
-/// Keeps this worker's heartbeat alive and returns dead workers' taken jobs
-/// to the queue.
+/// Keeps this worker's heartbeat alive (every [`HEARTBEAT_EVERY`]) and its
+/// [`Liveness`] in step with it, and exports the queue depth.
 async fn heartbeat(
     handle: pulse_store::ConsumerHandle,
     queue: pulse_store::Queue,
     metrics: Metrics,
+    alive: Liveness,
     stop: CancellationToken,
 ) {
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let sent = std::time::Instant::now();
+        alive.before_heartbeat(sent);
+        match handle.heartbeat().await {
+            Ok(()) => alive.renewed(sent),
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
         if let Ok(depth) = queue.len().await {
             metrics.queue_depth.set(depth);
-        }
-        if let Err(e) = handle.heartbeat().await {
-            tracing::warn!(error = %e, "heartbeat failed");
-        }
-        match handle.requeue_dead_workers().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(jobs = n, "requeued jobs of dead workers"),
-            Err(e) => tracing::warn!(error = %e, "requeue of dead workers failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(3)) => {}
-            _ = stop.cancelled() => return,
         }
     }
 }

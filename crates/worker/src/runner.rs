@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pulse_checker::{Checker, Probe};
-use pulse_core::{AlertKind, AlertPayload, Job, RunOutcome};
+use pulse_core::{AlertKind, AlertPayload, Job, RetrySkipped, RunOutcome};
 use pulse_store::metrics::{Metrics, StatusLabel};
 use pulse_store::pg::checks::{Finish, NewAlert};
 use tokio::sync::mpsc;
@@ -13,6 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::finisher::Done;
+use crate::liveness::Liveness;
 
 /// What a worker needs to run jobs; cheap to clone.
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct RunContext {
     pub checker: Checker,
     pub done: mpsc::Sender<Done>,
     pub metrics: Metrics,
+    /// Whether this worker may still run what it took (see [`Liveness`]).
+    pub alive: Liveness,
 }
 
 /// Processes one raw queue entry.
@@ -46,9 +49,15 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
         let _ = ctx.done.send(Done::Skip { raw }).await;
         return;
     }
+    let epoch = ctx.alive.epoch();
     ctx.metrics.in_flight.inc();
-    let outcome = run_with_retries(ctx, &job).await;
+    let outcome = run_with_retries(ctx, &job, epoch).await;
     ctx.metrics.in_flight.dec();
+    let Some(outcome) = outcome.filter(|_| ctx.alive.holds(epoch)) else {
+        tracing::warn!(check_id = %job.check_id, "worker liveness lapsed; run abandoned to its new lease");
+        let _ = ctx.done.send(Done::Skip { raw }).await;
+        return;
+    };
     let m = &ctx.metrics;
     m.runs
         .get_or_create(&StatusLabel {
@@ -76,22 +85,38 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
 }
 
 /// Runs the request, and again up to `retries` times while it fails, with a
-/// short backoff, as long as each retry fits in the lease and ends before
-/// the next slot. The outcome is the last attempt's, dated from the first.
-async fn run_with_retries(ctx: &RunContext, job: &Job) -> RunOutcome {
-    let probe = probe(job);
-    let mut outcome = ctx.checker.run(&probe).await;
+/// short backoff; each retry gets the time left before the next slot (see
+/// [`Job::retry_window`]), and a retry skipped for lack of time is noted in
+/// the run's error. The outcome is the last attempt's, dated from the first.
+/// `None` when this worker lost its liveness meanwhile: the run is
+/// abandoned, since another worker now holds its slot.
+async fn run_with_retries(ctx: &RunContext, job: &Job, epoch: u64) -> Option<RunOutcome> {
+    let mut probe = probe(job);
+    let mut outcome = ctx.alive.guard(epoch, ctx.checker.run(&probe)).await?;
     let first_start = outcome.started_at;
     let mut n: u8 = 1;
-    while !outcome.status.is_success() && job.can_retry(n, chrono::Utc::now().timestamp_millis()) {
-        tokio::time::sleep(Duration::from_millis(Job::retry_backoff_ms(n) as u64)).await;
-        tracing::debug!(check_id = %job.check_id, retry = n, "retrying failed run");
-        outcome = ctx.checker.run(&probe).await;
-        n += 1;
+    while !outcome.status.is_success() {
+        match job.retry_window(n, chrono::Utc::now().timestamp_millis()) {
+            Ok(window_ms) => {
+                let pause = Duration::from_millis(Job::retry_backoff_ms(n) as u64);
+                ctx.alive.guard(epoch, tokio::time::sleep(pause)).await?;
+                tracing::debug!(check_id = %job.check_id, retry = n, window_ms, "retrying failed run");
+                probe.timeout = Duration::from_millis(window_ms.max(1) as u64);
+                outcome = ctx.alive.guard(epoch, ctx.checker.run(&probe)).await?;
+                n += 1;
+            }
+            Err(RetrySkipped::NoneLeft) => break,
+            Err(skipped) => {
+                tracing::info!(check_id = %job.check_id, %skipped, "retry skipped");
+                let error = outcome.error.take().unwrap_or_default();
+                outcome.error = Some(format!("{error} ({skipped})"));
+                break;
+            }
+        }
     }
     outcome.attempts = n;
     outcome.started_at = first_start;
-    outcome
+    Some(outcome)
 }
 
 fn probe(job: &Job) -> Probe<'_> {

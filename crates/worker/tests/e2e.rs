@@ -502,3 +502,114 @@ async fn retries_turn_a_blip_into_a_success_and_are_recorded() {
     let api = stack.get(&format!("/checks/{d}/runs")).await;
     assert_eq!(api[0]["attempts"], 2);
 }
+
+#[tokio::test]
+async fn a_retry_gets_the_time_left_before_the_next_slot() {
+    // The issue's example: every 2 s, timeout 3 s, 1 retry, a target that
+    // answers 500 then 200 in turn. The full timeout does not fit before the
+    // next slot; the time left does, so every run ends in a success.
+    let target = Target::start().await;
+    let hook = Receiver::start().await;
+    let stack = Stack::start(1).await;
+    let c = stack
+        .create(check(
+            "alt",
+            &target.url("/alternate/r"),
+            json!({"interval_seconds": 2, "timeout_ms": 3000, "retries": 1,
+                   "alert_threshold": 1, "webhook_url": hook.url()}),
+        ))
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "3 runs", || async {
+        stack.runs(&id).await.len() >= 3
+    })
+    .await;
+    for run in stack.runs(&id).await {
+        assert_eq!(run.status, "success", "{run:?}");
+        assert_eq!(run.attempts, 2, "{run:?}");
+    }
+    let alerts = stack.get(&format!("/checks/{id}/alerts")).await;
+    assert_eq!(alerts, json!([]), "no failure, no recovery");
+}
+
+#[tokio::test]
+async fn a_retry_with_no_time_left_is_skipped_and_the_run_says_so() {
+    // Every second, a target that fails slowly (900 ms): no time is left for
+    // the retry before the next slot.
+    let target = Target::start().await;
+    let stack = Stack::start(1).await;
+    let c = stack
+        .create(check(
+            "late",
+            &target.url("/slow?ms=5000"),
+            json!({"interval_seconds": 1, "timeout_ms": 900, "retries": 2}),
+        ))
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "2 runs", || async {
+        stack.runs(&id).await.len() >= 2
+    })
+    .await;
+    let run = &stack.runs(&id).await[0];
+    assert_eq!(run.status, "timeout");
+    assert_eq!(run.attempts, 1);
+    let error = run.error.clone().unwrap_or_default();
+    assert!(error.contains("retry 1 skipped"), "{error}");
+}
+
+#[tokio::test]
+async fn deleting_or_pausing_a_check_stops_its_queued_runs() {
+    let target = Target::start().await;
+    let mut stack = Stack::start(0).await;
+    // One run at a time, held by a slow check: the others wait in the queue.
+    let mut settings = common::worker_settings(&stack.env);
+    settings.concurrency = 1;
+    stack.add_worker_with(settings).await;
+    stack
+        .create(check(
+            "hog",
+            &target.url("/work/hog?ms=1500"),
+            json!({"timeout_ms": 3000}),
+        ))
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let c = stack
+            .create(check(
+                &format!("q{i}"),
+                &target.url(&format!("/hit/q{i}")),
+                json!({}),
+            ))
+            .await;
+        ids.push(c["id"].as_str().unwrap().to_string());
+    }
+    wait_until(LIMIT, "the hog to run", || async {
+        target.hits("/work/hog") >= 2
+    })
+    .await;
+    for (i, id) in ids.iter().enumerate() {
+        if i < 3 {
+            stack.delete(id).await;
+        } else {
+            stack.patch(id, json!({"enabled": false})).await;
+        }
+    }
+    let before: Vec<usize> = (0..5).map(|i| target.hits(&format!("/hit/q{i}"))).collect();
+    // Long enough for the hog to finish twice and the worker to take what
+    // was queued.
+    wait_until(LIMIT, "the hog to run twice more", || async {
+        target.hits("/work/hog") >= 4
+    })
+    .await;
+    let after: Vec<usize> = (0..5).map(|i| target.hits(&format!("/hit/q{i}"))).collect();
+    assert_eq!(
+        before, after,
+        "a deleted or paused check's queued run hit its target"
+    );
+    // A resumed check runs again.
+    stack.patch(&ids[4], json!({"enabled": true})).await;
+    wait_until(LIMIT, "the resumed check to run", || async {
+        target.hits("/hit/q4") > after[4]
+    })
+    .await;
+}

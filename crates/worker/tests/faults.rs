@@ -60,10 +60,12 @@ async fn repeated_sigkills_lose_no_run_and_never_overlap_or_double_alert() {
     // point shortly after its successor starts, so there is always one
     // worker and the kills land on runs in flight.
     let mut current = stack.spawn_worker_process_with(&lease);
+    let mut kill_times = Vec::new();
     for _ in 0..kills {
         tokio::time::sleep(random_ms(500, 2000)).await;
         let next = stack.spawn_worker_process_with(&lease);
         current.start_kill().unwrap(); // SIGKILL
+        kill_times.push(Instant::now());
         current.wait().await.unwrap();
         current = next;
     }
@@ -84,15 +86,23 @@ async fn repeated_sigkills_lose_no_run_and_never_overlap_or_double_alert() {
     })
     .await;
     let mut extra = 0;
+    let mut missed = 0;
+    let mut to_next_run = Vec::new();
     for (c, name) in &checks {
-        let runs = stack.runs(c).await;
-        let slots: Vec<i64> = runs.iter().map(|r| r.scheduled_at_ms).collect();
+        let all = stack.runs(c).await;
+        let slots: Vec<i64> = all.iter().map(|r| r.scheduled_at_ms).collect();
         let distinct: HashSet<i64> = slots.iter().copied().collect();
         assert_eq!(
             distinct.len(),
-            runs.len(),
+            all.len(),
             "{name}: a slot was recorded twice"
         );
+        // Slots a lost worker made the check miss are recorded, not run.
+        let runs: Vec<_> = all.iter().filter(|r| r.status != "missed").collect();
+        for r in all.iter().filter(|r| r.status == "missed") {
+            assert_eq!(r.failure_reason.as_deref(), Some("worker_lost"));
+            missed += 1;
+        }
         let mut sorted = slots.clone();
         sorted.sort();
         for w in sorted.windows(2) {
@@ -107,8 +117,23 @@ async fn repeated_sigkills_lose_no_run_and_never_overlap_or_double_alert() {
             0,
             "{name}: two executions overlapped"
         );
-        let hits = target.hits(&format!("/work/{name}"));
+        let hit_times = target.hit_times(&format!("/work/{name}"));
+        let hits = hit_times.len();
         assert!(hits >= runs.len());
+        // No burst of late runs: consecutive requests at least a third of
+        // an interval apart.
+        for w in hit_times.windows(2) {
+            assert!(
+                w[1] - w[0] >= Duration::from_millis(INTERVAL_MS as u64 / 3),
+                "{name}: two runs {:?} apart",
+                w[1] - w[0]
+            );
+        }
+        for k in &kill_times {
+            if let Some(next) = hit_times.iter().find(|t| *t > k) {
+                to_next_run.push(*next - *k);
+            }
+        }
         // Runs interrupted by a kill were executed again; the last one may
         // still be in flight.
         let per_check = hits - runs.len();
@@ -129,11 +154,93 @@ async fn repeated_sigkills_lose_no_run_and_never_overlap_or_double_alert() {
     })
     .await;
     assert_eq!(hook.received().len(), 1);
+    to_next_run.sort();
+    let p99 = to_next_run[(to_next_run.len() * 99 / 100).min(to_next_run.len() - 1)];
     eprintln!(
-        "faults: {kills} kills in {:?}, caught up {:?} after; {extra} extra executions, 0 lost, 0 duplicated, 0 overlapping",
+        "faults: {kills} kills in {:?}, caught up {:?} after; {extra} extra executions, \
+         {missed} slots recorded missed, 0 lost, 0 duplicated, 0 overlapping; \
+         SIGKILL to next run of each check: p50 {:?}, p99 {:?}",
         kills_done - started,
-        kills_done.elapsed()
+        kills_done.elapsed(),
+        to_next_run[to_next_run.len() / 2],
+        p99,
     );
+    assert!(
+        p99 <= Duration::from_secs(5),
+        "SIGKILL to next run p99 {p99:?}"
+    );
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to a child process.
+fn signal(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().unwrap().to_string();
+    let ok = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal}");
+}
+
+#[tokio::test]
+async fn a_stalled_worker_is_replaced_within_seconds_and_never_overlaps_its_replacement() {
+    let target = Target::start().await;
+    // Default lease margin (5 s): the takeover comes from the heartbeat,
+    // not from lease expiry.
+    let stack = Stack::start_full(pulse_testkit::TestEnv::new().await, 0, 5000).await;
+    let mut checks = Vec::new();
+    for i in 0..6 {
+        let name = format!("s{i}");
+        let c = stack
+            .create(check(
+                &name,
+                &target.url(&format!("/work/{name}?ms=400")),
+                json!({"interval_seconds": 1, "timeout_ms": 2000}),
+            ))
+            .await;
+        checks.push((id(&c), name));
+    }
+    let stalled = stack.spawn_worker_process();
+    let other = stack.spawn_worker_process();
+    wait_until(Duration::from_secs(20), "every check running", || async {
+        checks
+            .iter()
+            .all(|(_, name)| target.hits(&format!("/work/{name}")) >= 3)
+    })
+    .await;
+    signal(&stalled, "STOP");
+    let stopped_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Every check ran in the last 5 s of the stall: the other worker took
+    // over within seconds.
+    for (_, name) in &checks {
+        let recent = target
+            .hit_times(&format!("/work/{name}"))
+            .iter()
+            .filter(|t| **t > stopped_at + Duration::from_secs(5))
+            .count();
+        assert!(
+            recent >= 3,
+            "{name}: {recent} runs in the last 5 s of the stall"
+        );
+    }
+    signal(&stalled, "CONT");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (c, name) in &checks {
+        assert_eq!(
+            target.overlaps(name),
+            0,
+            "{name}: the stalled worker overlapped"
+        );
+        let runs = stack.runs(c).await;
+        let slots: HashSet<i64> = runs.iter().map(|r| r.scheduled_at_ms).collect();
+        assert_eq!(
+            slots.len(),
+            runs.len(),
+            "{name}: a late write was not fenced"
+        );
+    }
+    drop(other);
 }
 
 #[tokio::test]

@@ -183,20 +183,21 @@ const CLAIM_RETURNING: &str = "RETURNING c.id, c.lease_token, c.lease_slot, c.le
 pub const CLAIM_DUE_SQL: &str = "UPDATE checks c SET \
         lease_token = gen_random_uuid(), \
         lease_slot = c.next_run_at, \
-        lease_expires_at = now() + make_interval(secs => (c.timeout_ms * (c.retries + 1) \
-            + 200 * (power(2, c.retries) - 1) + $2)::float8 / 1000), \
-        next_run_at = CASE \
-            WHEN c.catching_up AND now() - c.next_run_at <= interval '60 seconds' \
-            THEN c.next_run_at + make_interval(secs => c.interval_seconds) \
-            ELSE c.next_run_at + make_interval(secs => (c.interval_seconds * \
-                (floor(extract(epoch FROM (now() - c.next_run_at)) / c.interval_seconds) + 1))::float8) \
-            END, \
-        catching_up = c.catching_up AND now() - c.next_run_at <= interval '60 seconds' \
-            AND c.next_run_at + make_interval(secs => c.interval_seconds) <= now() \
+        lease_expires_at = now() + make_interval(secs => \
+            (pulse_run_budget_ms(c.timeout_ms, c.retries) + $2)::float8 / 1000), \
+        next_run_at = c.next_run_at + make_interval(secs => (c.interval_seconds * \
+            (floor(extract(epoch FROM (now() - c.next_run_at)) / c.interval_seconds) + 1))::float8) \
      WHERE c.id = ANY(ARRAY( \
         SELECT id FROM checks \
         WHERE enabled AND deleted_at IS NULL AND lease_token IS NULL AND next_run_at <= now() \
+          AND NOT catching_up \
         ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED)) ";
+
+/// A new lease on the same slot (`$2` margin in ms), for runs whose worker
+/// was lost; its old token no longer writes.
+const RELEASE_LEASE: &str = "lease_token = gen_random_uuid(), catching_up = true, \
+    lease_expires_at = now() + make_interval(secs => \
+        (pulse_run_budget_ms(c.timeout_ms, c.retries) + $2)::float8 / 1000)";
 
 type CheckQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, CheckRow, PgArguments>;
 
@@ -361,12 +362,10 @@ impl CheckStore {
     /// statement, leases each (token + expiry) and advances `next_run_at`
     /// from the slot that was due (never from now, so no drift). Missed
     /// slots (the schedulers were down, or a run outlasted its interval)
-    /// are skipped: the next slot is the first after now, no burst. Except
-    /// after a worker died mid-run: then (`catching_up`, set by
-    /// [`Self::reclaim_expired`]) the slots missed while its lease ran out
-    /// are run one after another until the check is back on schedule, if
-    /// they are less than 60 s late, so a crash loses no due run. Rows locked by another scheduler are skipped, so concurrent
-    /// schedulers never claim one slot twice.
+    /// are skipped: the next slot is the first after now, no burst. A check
+    /// whose worker was lost (`catching_up`) waits for
+    /// [`Self::skip_missed_slots`]. Rows locked by another scheduler are
+    /// skipped, so concurrent schedulers never claim one slot twice.
     pub async fn claim_due(&self, limit: i64, lease_margin_ms: i64) -> Result<Vec<Job>> {
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!("{CLAIM_DUE_SQL}{CLAIM_RETURNING}"))
             .bind(limit)
@@ -389,16 +388,12 @@ impl CheckStore {
         Ok(done.rows_affected())
     }
 
-    /// Re-queues runs whose lease expired (their worker died or stalled):
-    /// the same slot, under a fresh token, so the old holder's late write is
-    /// refused.
+    /// Re-queues runs whose lease expired (their worker died or stalled
+    /// unnoticed): the same slot, under a fresh token, so the old holder's
+    /// late write is refused.
     pub async fn reclaim_expired(&self, limit: i64, lease_margin_ms: i64) -> Result<Vec<Job>> {
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
-            "UPDATE checks c SET \
-                lease_token = gen_random_uuid(), \
-                catching_up = true, \
-                lease_expires_at = now() + make_interval(secs => (c.timeout_ms * (c.retries + 1) \
-            + 200 * (power(2, c.retries) - 1) + $2)::float8 / 1000) \
+            "UPDATE checks c SET {RELEASE_LEASE} \
              WHERE c.id = ANY(ARRAY( \
                 SELECT id FROM checks \
                 WHERE lease_token IS NOT NULL AND lease_expires_at <= now() \
@@ -410,6 +405,69 @@ impl CheckStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Re-queues the runs a lost worker held, given as (check, lease token)
+    /// pairs: each still-current lease gets a fresh token on the same slot
+    /// at once, instead of waiting for it to expire. Leases already finished
+    /// or re-issued are left alone.
+    pub async fn relet(&self, held: &[(Uuid, Uuid)], lease_margin_ms: i64) -> Result<Vec<Job>> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = held.iter().map(|h| h.0).collect();
+        let tokens: Vec<Uuid> = held.iter().map(|h| h.1).collect();
+        let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
+            "UPDATE checks c SET {RELEASE_LEASE} \
+             FROM UNNEST($1::uuid[], $3::uuid[]) AS h(id, token) \
+             WHERE c.id = h.id AND c.lease_token = h.token \
+               AND c.enabled AND c.deleted_at IS NULL {CLAIM_RETURNING}"
+        ))
+        .bind(ids)
+        .bind(lease_margin_ms)
+        .bind(tokens)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// After a lost worker's run was re-run: every slot that fell due
+    /// meanwhile is recorded as a `missed` run (no request made, reason
+    /// `worker_lost`) instead of being run late in a burst, and the check
+    /// goes on with its schedule at the first slot at least half an
+    /// interval after the re-run started. Returns how many slots were
+    /// recorded missed.
+    pub async fn skip_missed_slots(&self, limit: i64) -> Result<i64> {
+        let (missed,): (Option<i64>,) = sqlx::query_as(
+            "WITH due AS ( \
+                SELECT id, next_run_at AS old_next FROM checks \
+                WHERE catching_up AND lease_token IS NULL AND enabled AND deleted_at IS NULL \
+                ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED), \
+             moved AS ( \
+                UPDATE checks c SET catching_up = false, \
+                    next_run_at = d.old_next + make_interval(secs => (c.interval_seconds * \
+                        GREATEST(0, ceil(extract(epoch FROM (GREATEST(now(), \
+                            COALESCE(c.last_run_at, now()) + make_interval(secs => c.interval_seconds / 2.0)) \
+                            - d.old_next)) / c.interval_seconds)))::float8) \
+                FROM due d WHERE c.id = d.id \
+                RETURNING c.id, d.old_next, c.next_run_at, c.interval_seconds), \
+             ins AS ( \
+                INSERT INTO run_results (id, check_id, run_at, scheduled_at_ms, status, \
+                    failure_reason, latency_ms, status_code, error, worker, attempts) \
+                SELECT gen_random_uuid(), m.id, s.slot, \
+                    floor(extract(epoch FROM s.slot) * 1000)::bigint, 'missed', 'worker_lost', 0, 0, \
+                    'no request made: the worker running this check was lost', '', 0 \
+                FROM moved m, LATERAL generate_series( \
+                    GREATEST(m.old_next, m.next_run_at - make_interval(secs => m.interval_seconds * 1000)), \
+                    m.next_run_at - make_interval(secs => m.interval_seconds), \
+                    make_interval(secs => m.interval_seconds)) AS s(slot) \
+                RETURNING 1) \
+             SELECT count(*) FROM ins",
+        )
+        .bind(limit)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(missed.unwrap_or(0))
     }
 
     /// Writes finished runs' state and releases their leases, each fenced
