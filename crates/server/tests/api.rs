@@ -353,7 +353,7 @@ async fn ready_is_503_naming_the_service_that_is_down() {
             per_key: 50,
             per_ip: 100,
         },
-        pulse_store::metrics::Metrics::new(),
+        pulse_telemetry::ServerMetrics::new(),
         Default::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -561,12 +561,28 @@ async fn metrics_count_api_requests_by_route_template() {
     let id = check["id"].as_str().unwrap();
     app.get(&format!("/checks/{id}")).await;
     app.get("/checks/not-a-uuid").await;
-    let text = reqwest::get(format!("{}/metrics", app.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let resp = reqwest::get(format!("{}/metrics", app.base)).await.unwrap();
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let text = resp.text().await.unwrap();
+    assert!(
+        content_type.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{content_type}"
+    );
+    assert!(text.ends_with("# EOF\n"), "the body is OpenMetrics");
+    assert!(
+        text.contains(r#"pulse_build_info{binary="server",version=""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"pulse_http_request_duration_seconds_count{method="POST",route="/checks"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("pulse_runs_total"),
+        "no worker series on the server"
+    );
     assert!(
         text.contains(r#"pulse_api_requests_total{method="POST",route="/checks",status="201"} 1"#),
         "{text}"

@@ -3,7 +3,6 @@
 //! ClickHouse keeps every run's result.
 
 pub mod config;
-pub mod metrics;
 pub mod pg;
 pub mod queue;
 pub mod results;

@@ -4,27 +4,30 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use pulse_store::metrics::Metrics;
 use pulse_store::runtime::Services;
+use pulse_telemetry::WorkerMetrics as Metrics;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::overload::Overload;
 
 pub async fn serve(
     listener: TcpListener,
     services: Services,
     metrics: Metrics,
+    overload: Overload,
     stop: CancellationToken,
 ) {
     let app = Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
-        .with_state(services)
+        .with_state((services, overload))
         .route(
             "/metrics",
             get(move || async move {
                 (
-                    [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                    [("content-type", pulse_telemetry::CONTENT_TYPE)],
                     metrics.render(),
                 )
             }),
@@ -34,12 +37,29 @@ pub async fn serve(
         .await;
 }
 
-async fn ready(State(services): State<Services>) -> (StatusCode, Json<Value>) {
-    match services.first_unready().await {
-        None => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Some(down) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": format!("{down} is unreachable"), "down": down })),
-        ),
+/// 503 while a backing service is down. Overload does not make the worker
+/// unready (taking it out would only add to the load), but the body says
+/// so: `overloaded`, the lag p99, and a `warning` line.
+async fn ready(
+    State((services, overload)): State<(Services, Overload)>,
+) -> (StatusCode, Json<Value>) {
+    let o = overload.state();
+    let mut body = match services.first_unready().await {
+        None => json!({ "status": "ready" }),
+        Some(down) => json!({ "error": format!("{down} is unreachable"), "down": down }),
+    };
+    body["overloaded"] = json!(o.overloaded);
+    body["schedule_lag_p99_ms"] = json!(o.lag_p99_ms);
+    if o.overloaded {
+        body["warning"] = json!(format!(
+            "overloaded: scheduling lag p99 is {} ms; add workers or raise WORKER_CONCURRENCY",
+            o.lag_p99_ms
+        ));
     }
+    let status = if body.get("down").is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(body))
 }

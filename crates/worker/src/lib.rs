@@ -8,6 +8,7 @@ pub mod alerter;
 pub mod finisher;
 mod health;
 pub mod liveness;
+pub mod overload;
 pub mod runner;
 pub mod settings;
 pub mod writer;
@@ -27,9 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use finisher::Finisher;
 use liveness::Liveness;
-use pulse_store::metrics::Metrics;
 use pulse_store::pg::outbox::ResultOutbox;
 use pulse_store::queue::HEARTBEAT_EVERY;
+use pulse_telemetry::WorkerMetrics as Metrics;
 pub use runner::{process_one, RunContext};
 pub use settings::Settings;
 use writer::Writer;
@@ -102,6 +103,7 @@ impl Worker {
             done: done_tx,
             metrics: loops.metrics.clone(),
             alive,
+            overload: loops.overload.clone(),
         };
         tracing::info!(
             worker_id = %self.settings.worker_id,
@@ -167,14 +169,28 @@ impl Worker {
             ),
             tokio::spawn(alerter.clone().run(stop.clone())),
         ];
+        let overload = overload::Overload::new();
+        let client = pulse_checker::guarded_client(s.target_policy, 3)
+            .timeout(s.webhook_timeout)
+            .build()?;
+        let mut tasks = tasks;
+        tasks.push(tokio::spawn(overload.clone().monitor(
+            s.overload.clone(),
+            s.worker_id.clone(),
+            client,
+            metrics.clone(),
+            stop.clone(),
+        )));
         let health = tokio::spawn(health::serve(
             listener,
             self.services.clone(),
             metrics.clone(),
+            overload.clone(),
             stop.clone(),
         ));
         Ok(Background {
             metrics,
+            overload,
             alerter,
             writer_stop,
             stop,
@@ -213,6 +229,7 @@ impl Worker {
 /// The loops started by [`Worker::start_background`].
 struct Background {
     metrics: Metrics,
+    overload: overload::Overload,
     alerter: alerter::Alerter,
     /// Stops the results writer (after the finisher is done).
     writer_stop: CancellationToken,

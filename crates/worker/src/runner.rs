@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use pulse_checker::{Checker, Probe};
 use pulse_core::{AlertKind, AlertPayload, Job, RetrySkipped, RunOutcome};
-use pulse_store::metrics::{Metrics, StatusLabel};
 use pulse_store::pg::checks::{Finish, NewAlert};
+use pulse_telemetry::metrics::StatusLabel;
+use pulse_telemetry::WorkerMetrics as Metrics;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -23,6 +24,8 @@ pub struct RunContext {
     pub metrics: Metrics,
     /// Whether this worker may still run what it took (see [`Liveness`]).
     pub alive: Liveness,
+    /// Scheduling lag, watched for overload.
+    pub overload: crate::overload::Overload,
 }
 
 /// Processes one raw queue entry.
@@ -66,8 +69,9 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
         .inc();
     m.run_duration
         .observe(f64::from(outcome.latency_ms) / 1000.0);
-    m.schedule_lag
-        .observe((outcome.started_at.timestamp_millis() - job.slot_ms).max(0) as f64 / 1000.0);
+    let lag_ms = (outcome.started_at.timestamp_millis() - job.slot_ms).max(0);
+    m.schedule_lag.observe(lag_ms as f64 / 1000.0);
+    ctx.overload.record(lag_ms as u64);
     let (state, kind) = job
         .incident_state()
         .next(outcome.status.is_success(), job.check.alert_threshold);

@@ -15,7 +15,9 @@ pub struct Settings {
     pub host: String,
     /// `WORKER_PORT`, default 8081: `/health` and `/ready`.
     pub port: u16,
-    /// `WORKER_CONCURRENCY`, default 100: runs in flight at once.
+    /// `WORKER_CONCURRENCY`, default 1000: runs in flight at once. Runs
+    /// wait on the network, not the CPU, so a worker holds many (about
+    /// 900 in 43 MB).
     pub concurrency: usize,
     /// `RESPONSE_BODY_LIMIT`, default 1048576: bytes of a response body read.
     pub body_limit: usize,
@@ -45,6 +47,11 @@ pub struct Settings {
     /// `SHUTDOWN_GRACE_MS`, default 15000: how long in-flight runs may take
     /// to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `OVERLOAD_LAG_MS` (default 5000), `OVERLOAD_FOR_SECS` (default 60),
+    /// `SYSTEM_WEBHOOK_URL` (optional): when the scheduling lag p99 stays
+    /// over the threshold that long, the worker reports overload (metric,
+    /// `/ready`, and a webhook to the operator).
+    pub overload: crate::overload::OverloadSettings,
 }
 
 impl Settings {
@@ -59,7 +66,7 @@ impl Settings {
             ),
             host: "127.0.0.1".into(),
             port: 0,
-            concurrency: 100,
+            concurrency: 1000,
             body_limit: pulse_checker::DEFAULT_BODY_LIMIT,
             batch_size: 1000,
             flush_interval: Duration::from_millis(1000),
@@ -71,6 +78,12 @@ impl Settings {
             alerter_poll: Duration::from_millis(1000),
             shutdown_grace: Duration::from_millis(15_000),
             target_policy: Default::default(),
+            overload: crate::overload::OverloadSettings {
+                lag_threshold: Duration::from_millis(5000),
+                sustained: Duration::from_secs(60),
+                webhook_url: None,
+                secret: None,
+            },
         }
     }
 
@@ -116,7 +129,20 @@ impl Settings {
             target_policy: env_or("TARGET_POLICY", "default".to_string())?
                 .parse()
                 .map_err(|e| StoreError::Config(format!("TARGET_POLICY={e}")))?,
+            overload: crate::overload::OverloadSettings {
+                lag_threshold: Duration::from_millis(env_or("OVERLOAD_LAG_MS", 5000)?),
+                sustained: Duration::from_secs(env_or("OVERLOAD_FOR_SECS", 60)?),
+                webhook_url: std::env::var("SYSTEM_WEBHOOK_URL")
+                    .ok()
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty()),
+                secret: None,
+            },
             services: d.services,
+        })
+        .map(|mut s: Settings| {
+            s.overload.secret = s.webhook_secret.clone();
+            s
         })
     }
 }

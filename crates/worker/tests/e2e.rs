@@ -613,3 +613,107 @@ async fn deleting_or_pausing_a_check_stops_its_queued_runs() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn overload_is_loud_metric_ready_and_an_operator_webhook() {
+    let target = Target::start().await;
+    let operator = Receiver::start().await;
+    let mut stack = Stack::start(0).await;
+    let mut settings = common::worker_settings(&stack.env);
+    // Two runs at a time against ten slow 1-second checks: lag grows.
+    settings.concurrency = 2;
+    settings.overload.lag_threshold = Duration::from_millis(1000);
+    settings.overload.sustained = Duration::from_secs(2);
+    settings.overload.webhook_url = Some(operator.url());
+    let (port, _stop) = stack.add_worker_with(settings).await;
+    for i in 0..10 {
+        stack
+            .create(check(
+                &format!("slow{i}"),
+                &target.url("/slow?ms=1500"),
+                json!({"timeout_ms": 3000}),
+            ))
+            .await;
+    }
+    wait_until(Duration::from_secs(40), "an overload webhook", || async {
+        operator.received().iter().any(|b| b["type"] == "overload")
+    })
+    .await;
+    let alert = operator.received()[0].clone();
+    assert!(
+        alert["schedule_lag_p99_ms"].as_u64().unwrap() > 1000,
+        "{alert}"
+    );
+    assert_eq!(alert["threshold_ms"], 1000);
+    let ready: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/ready"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["overloaded"], true, "{ready}");
+    assert!(ready["warning"].as_str().unwrap().contains("overloaded"));
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("pulse_overloaded 1"), "{metrics}");
+    assert_eq!(
+        operator
+            .received()
+            .iter()
+            .filter(|b| b["type"] == "overload")
+            .count(),
+        1,
+        "one alert per overload"
+    );
+}
+
+#[tokio::test]
+async fn slow_checks_do_not_starve_the_others_with_default_settings() {
+    // The case: 200 one-second checks against a target that answers
+    // in 5 s, beside five unrelated 2-second checks, on one worker with the
+    // default concurrency.
+    let target = Target::start().await;
+    let mut stack = Stack::start(0).await;
+    let defaults = pulse_worker::Settings::with_services(common::services(&stack.env));
+    let mut settings = common::worker_settings(&stack.env);
+    settings.concurrency = defaults.concurrency;
+    stack.add_worker_with(settings).await;
+    for i in 0..200 {
+        stack
+            .create(check(
+                &format!("slow{i}"),
+                &target.url("/slow?ms=5000"),
+                json!({"timeout_ms": 6000}),
+            ))
+            .await;
+    }
+    let mut fast = Vec::new();
+    for i in 0..5 {
+        let c = stack
+            .create(check(
+                &format!("fast{i}"),
+                &target.url(&format!("/hit/f{i}")),
+                json!({"interval_seconds": 2}),
+            ))
+            .await;
+        fast.push(c["id"].as_str().unwrap().to_string());
+    }
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    for (i, id) in fast.iter().enumerate() {
+        let hits = target.hits(&format!("/hit/f{i}"));
+        assert!(
+            hits as f64 >= (elapsed / 2.0).floor() - 1.0,
+            "fast{i}: {hits} runs in {elapsed:.1} s"
+        );
+        for run in stack.runs(id).await {
+            let lag = run.run_at_ms - run.scheduled_at_ms;
+            assert!(lag < 1000, "fast{i}: lag {lag} ms");
+        }
+    }
+}

@@ -1,11 +1,11 @@
-//! `GET /metrics` (Prometheus text format) and the request counter.
+//! `GET /metrics` (OpenMetrics text) and the request counter and timer.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use pulse_store::metrics::RequestLabels;
+use pulse_telemetry::metrics::{RequestLabels, RouteLabels};
 
 use super::AppState;
 
@@ -15,7 +15,7 @@ pub fn router() -> Router<AppState> {
 
 async fn render(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        [("content-type", pulse_telemetry::CONTENT_TYPE)],
         state.metrics.render(),
     )
 }
@@ -29,7 +29,16 @@ pub async fn count_requests(State(state): State<AppState>, req: Request, next: N
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
+    let started = std::time::Instant::now();
     let resp = next.run(req).await;
+    state
+        .metrics
+        .api_duration
+        .get_or_create(&RouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
     state
         .metrics
         .api_requests

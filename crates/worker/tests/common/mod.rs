@@ -94,6 +94,9 @@ impl Stack {
         settings.scheduler_enabled = scheduler;
         settings.scheduler.poll = Duration::from_millis(100);
         settings.scheduler.lease_margin_ms = self.lease_margin_ms;
+        // Tests create checks in bulk; rate limits have tests of their own.
+        settings.limits.per_key = 100_000;
+        settings.limits.per_ip = 100_000;
         let stop = CancellationToken::new();
         let app = pulse_server::Application::build(settings, &stop)
             .await
