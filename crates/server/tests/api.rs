@@ -631,3 +631,19 @@ async fn sigterm_stops_the_server_cleanly() {
     assert!(status.success(), "exit status {status:?}");
     assert!(reqwest::get(&url).await.is_err(), "no longer listening");
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_accepted_in_any_case() {
+    let app = TestApp::spawn().await;
+    let pool = pulse_store::pg::pool(&app.database_url, 1).unwrap();
+    let key = ApiKeyStore::new(pool).create("case").await.unwrap();
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/checks", app.base))
+            .header("authorization", format!("{scheme} {key}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{scheme}");
+    }
+}
