@@ -2,12 +2,15 @@
 //! redirects, and a fresh connection per run.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pulse_checker::{Checker, Probe};
 use pulse_core::policy::TargetPolicy;
 use pulse_core::{FailureReason, RunOutcome, RunStatus};
 use pulse_testkit::Target;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn probe<'a>(url: &'a str, headers: &'a BTreeMap<String, String>) -> Probe<'a> {
     Probe {
@@ -204,4 +207,73 @@ async fn the_default_policy_refuses_metadata_addresses_and_redirects_to_them() {
     let out = run_with(TargetPolicy::Default, &hop).await;
     assert_blocked(&out, "redirect hop");
     assert_eq!(target.hits("/redirect-to"), 1, "the first hop was made");
+}
+
+/// A target that answers 200 and then streams a body that does not end
+/// (up to 1 GiB, so the test stays bounded), counting the bytes it wrote.
+async fn endless_target() -> (String, Arc<AtomicUsize>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A small send buffer, so what was written is close to what was read.
+    socket.set_send_buffer_size(16 * 1024).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(16).unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = written.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                if conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let chunk = vec![b'x'; 16 * 1024];
+                while counter.load(Ordering::SeqCst) < 1 << 30 {
+                    if conn.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(chunk.len(), Ordering::SeqCst);
+                }
+                // Hold the connection open: the body never ends.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    (url, written)
+}
+
+#[tokio::test]
+async fn an_endless_body_is_read_up_to_the_limit_and_judged_on_it() {
+    const LIMIT: usize = 256 * 1024;
+    let checker = Checker::new(LIMIT, TargetPolicy::Default).unwrap();
+    let h = BTreeMap::new();
+    for (contains, expected) in [
+        (None, RunStatus::Success),
+        (Some("xxxx"), RunStatus::Success),
+        (Some("not there"), RunStatus::Fail),
+    ] {
+        let (url, written) = endless_target().await;
+        let mut p = probe(&url, &h);
+        p.timeout = Duration::from_secs(10);
+        p.body_contains = contains;
+        let started = std::time::Instant::now();
+        let out = checker.run(&p).await;
+        let took = started.elapsed();
+        assert_eq!(out.status, expected, "{contains:?}: {out:?}");
+        assert!(took < Duration::from_secs(3), "{contains:?}: took {took:?}");
+        // Let the writer notice the closed connection.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let written = written.load(Ordering::SeqCst);
+        assert!(
+            written < 16 * LIMIT,
+            "{contains:?}: the target wrote {written} bytes"
+        );
+        eprintln!("{contains:?}: wrote {written} bytes in {took:?}");
+    }
 }
