@@ -39,6 +39,70 @@ pub struct Probe<'a> {
     pub body_contains: Option<&'a str>,
 }
 
+/// Root certificates trusted beside the system store and the built-in
+/// webpki roots: `EXTRA_CA_FILE`, for intranet targets signed by an
+/// internal CA.
+#[derive(Clone, Default)]
+pub struct ExtraRoots(Vec<reqwest::Certificate>);
+
+/// Why `EXTRA_CA_FILE` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not PEM certificates: {source}")]
+    Parse {
+        path: String,
+        source: reqwest::Error,
+    },
+    #[error("{path}: no PEM certificate in it")]
+    Empty { path: String },
+}
+
+impl fmt::Debug for ExtraRoots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExtraRoots({} certificates)", self.0.len())
+    }
+}
+
+impl ExtraRoots {
+    /// Every certificate of a PEM file (one or more `CERTIFICATE` blocks).
+    pub fn from_pem_file(path: &std::path::Path) -> Result<ExtraRoots, CaFileError> {
+        let name = || path.display().to_string();
+        let pem = std::fs::read(path).map_err(|source| CaFileError::Read {
+            path: name(),
+            source,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| CaFileError::Parse {
+                path: name(),
+                source,
+            })?;
+        if certs.is_empty() {
+            return Err(CaFileError::Empty { path: name() });
+        }
+        Ok(ExtraRoots(certs))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds these roots to a client builder.
+    pub fn trust_in(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        self.0
+            .iter()
+            .fold(builder, |b, cert| b.add_root_certificate(cert.clone()))
+    }
+}
+
 #[derive(Clone)]
 pub struct Checker {
     client: reqwest::Client,
@@ -129,8 +193,15 @@ impl Resolve for PolicyResolver {
 }
 
 impl Checker {
-    pub fn new(body_limit: usize, policy: TargetPolicy) -> Result<Checker, reqwest::Error> {
-        let client = guarded_client(policy, MAX_REDIRECTS)
+    /// A checker reading bodies up to `body_limit` bytes, connecting where
+    /// `policy` allows, trusting `roots` beside the system and webpki roots.
+    pub fn new(
+        body_limit: usize,
+        policy: TargetPolicy,
+        roots: &ExtraRoots,
+    ) -> Result<Checker, reqwest::Error> {
+        let client = roots
+            .trust_in(guarded_client(policy, MAX_REDIRECTS))
             .pool_max_idle_per_host(0)
             .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)

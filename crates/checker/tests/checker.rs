@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pulse_checker::{Checker, Probe};
+use pulse_checker::{Checker, ExtraRoots, Probe};
 use pulse_core::policy::TargetPolicy;
 use pulse_core::{FailureReason, RunOutcome, RunStatus};
 use pulse_testkit::Target;
@@ -27,7 +27,7 @@ fn probe<'a>(url: &'a str, headers: &'a BTreeMap<String, String>) -> Probe<'a> {
 #[tokio::test]
 async fn an_ok_target_is_a_success_with_latency_and_code() {
     let target = Target::start().await;
-    let checker = Checker::new(1024 * 1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024 * 1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/ok");
     let out = checker.run(&probe(&url, &h)).await;
@@ -39,7 +39,7 @@ async fn an_ok_target_is_a_success_with_latency_and_code() {
 #[tokio::test]
 async fn a_500_is_a_fail_with_status_mismatch() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/fail");
     let out = checker.run(&probe(&url, &h)).await;
@@ -51,7 +51,7 @@ async fn a_500_is_a_fail_with_status_mismatch() {
 #[tokio::test]
 async fn a_slow_target_times_out_within_the_timeout_plus_a_margin() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/slow?ms=5000");
     let mut p = probe(&url, &h);
@@ -68,7 +68,7 @@ async fn a_slow_target_times_out_within_the_timeout_plus_a_margin() {
 #[tokio::test]
 async fn body_contains_passes_and_fails() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/ok");
     let mut p = probe(&url, &h);
@@ -85,7 +85,7 @@ async fn a_refused_connection_is_an_error_with_reason_connect() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = format!("http://127.0.0.1:{port}/");
     let out = checker.run(&probe(&url, &h)).await;
@@ -97,7 +97,7 @@ async fn a_refused_connection_is_an_error_with_reason_connect() {
 #[tokio::test]
 async fn redirects_are_followed_up_to_ten_hops() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let ten = target.url("/redirect/10");
     assert_eq!(
@@ -112,7 +112,7 @@ async fn redirects_are_followed_up_to_ten_hops() {
 #[tokio::test]
 async fn each_run_uses_a_fresh_connection() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/peer");
     for _ in 0..3 {
@@ -129,7 +129,7 @@ async fn each_run_uses_a_fresh_connection() {
 #[tokio::test]
 async fn custom_headers_and_method_are_sent() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let mut h = BTreeMap::new();
     h.insert("x-pulse-test".to_string(), "yes".to_string());
     let url = target.url("/expect");
@@ -141,7 +141,7 @@ async fn custom_headers_and_method_are_sent() {
 }
 
 async fn run_with(policy: TargetPolicy, url: &str) -> RunOutcome {
-    let checker = Checker::new(1024, policy).unwrap();
+    let checker = Checker::new(1024, policy, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     checker.run(&probe(url, &h)).await
 }
@@ -251,7 +251,7 @@ async fn endless_target() -> (String, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn an_endless_body_is_read_up_to_the_limit_and_judged_on_it() {
     const LIMIT: usize = 256 * 1024;
-    let checker = Checker::new(LIMIT, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(LIMIT, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     for (contains, expected) in [
         (None, RunStatus::Success),

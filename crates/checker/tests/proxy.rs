@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pulse_checker::{guarded_client, is_blocked, Checker, Probe};
+use pulse_checker::{guarded_client, is_blocked, Checker, ExtraRoots, Probe};
 use pulse_core::policy::TargetPolicy;
 use pulse_core::FailureReason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,7 +53,7 @@ fn checks_and_webhooks_ignore_proxy_variables() {
             }
         });
 
-        let checker = Checker::new(1024, TargetPolicy::PublicOnly).unwrap();
+        let checker = Checker::new(1024, TargetPolicy::PublicOnly, &ExtraRoots::default()).unwrap();
         let headers = BTreeMap::new();
         let out = checker
             .run(&Probe {

@@ -128,7 +128,7 @@ impl Worker {
             .run(done_rx),
         );
         let ctx = RunContext {
-            checker: Checker::new(s.body_limit, s.target_policy)?,
+            checker: Checker::new(s.body_limit, s.target_policy, &s.extra_ca)?,
             done: done_tx,
             metrics: metrics.clone(),
         };

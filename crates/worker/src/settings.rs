@@ -45,6 +45,9 @@ pub struct Settings {
     /// `SHUTDOWN_GRACE_MS`, default 15000: how long in-flight runs may take
     /// to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `EXTRA_CA_FILE`: a PEM file of CA certificates checks trust beside
+    /// the system store and the built-in roots (intranet CAs).
+    pub extra_ca: pulse_checker::ExtraRoots,
 }
 
 impl Settings {
@@ -71,6 +74,7 @@ impl Settings {
             alerter_poll: Duration::from_millis(1000),
             shutdown_grace: Duration::from_millis(15_000),
             target_policy: Default::default(),
+            extra_ca: Default::default(),
         }
     }
 
@@ -116,6 +120,13 @@ impl Settings {
             target_policy: env_or("TARGET_POLICY", "default".to_string())?
                 .parse()
                 .map_err(|e| StoreError::Config(format!("TARGET_POLICY={e}")))?,
+            extra_ca: match std::env::var("EXTRA_CA_FILE") {
+                Ok(path) if !path.trim().is_empty() => {
+                    pulse_checker::ExtraRoots::from_pem_file(path.trim().as_ref())
+                        .map_err(|e| StoreError::Config(format!("EXTRA_CA_FILE {e}")))?
+                }
+                _ => Default::default(),
+            },
             services: d.services,
         })
     }
