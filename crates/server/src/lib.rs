@@ -68,6 +68,7 @@ impl Application {
                 self.settings.auth_required,
                 self.settings.limits,
                 metrics,
+                self.settings.target_policy,
             ),
             self.settings.metrics_need_key,
         );

@@ -24,6 +24,9 @@ pub struct Settings {
     /// `METRICS_REQUIRE_KEY`, default false: whether `/metrics` needs an
     /// API key.
     pub metrics_need_key: bool,
+    /// `TARGET_POLICY`, default `default`: the workers' policy; a check or
+    /// webhook URL whose IP literal it refuses is invalid (422).
+    pub target_policy: pulse_core::policy::TargetPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +50,7 @@ impl Settings {
             scheduler_enabled: true,
             auth_required: true,
             metrics_need_key: false,
+            target_policy: Default::default(),
             limits: crate::api::Limits {
                 per_key: 50,
                 per_ip: 100,
@@ -87,6 +91,9 @@ impl Settings {
                 batch: env_or("SCHEDULER_BATCH", d.scheduler.batch)?,
                 lease_margin_ms: env_or("LEASE_MARGIN_MS", d.scheduler.lease_margin_ms)?,
             },
+            target_policy: env_or("TARGET_POLICY", "default".to_string())?
+                .parse()
+                .map_err(|e| StoreError::Config(format!("TARGET_POLICY={e}")))?,
             services: d.services,
         })
     }

@@ -3,7 +3,9 @@
 //! POSTs them, and records each attempt. It runs beside the check runs, so
 //! a slow or dead webhook endpoint never delays a check.
 //!
-//! A 2xx is delivered. 410 Gone stops retrying. Anything else is retried
+//! A 2xx is delivered. 410 Gone stops retrying, and so does a URL the
+//! target policy refuses (an IP literal, or a name that resolves only to
+//! refused addresses): retrying cannot help. Anything else is retried
 //! with exponential backoff and jitter (`WEBHOOK_BACKOFF_MS` doubled per
 //! attempt, capped at 1 h, times 0.5 to 1.5) for `WEBHOOK_RETRY_FOR_SECS`
 //! from the alert's creation. Every attempt is recorded.
@@ -200,7 +202,11 @@ impl Alerter {
             Err(e) => Attempt::Failed {
                 code: None,
                 error: pulse_checker::error_chain(&e),
-                retry_at: self.retry_at(d.attempts, d.created_at),
+                retry_at: if pulse_checker::is_blocked(&e) {
+                    None
+                } else {
+                    self.retry_at(d.attempts, d.created_at)
+                },
             },
         }
     }

@@ -174,3 +174,37 @@ async fn a_410_stops_retrying() {
     assert_eq!(alert["last_response_code"], 410);
     assert_eq!(hook.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn a_webhook_whose_name_resolves_to_a_blocked_address_fails_after_one_attempt() {
+    let hook = Receiver::start().await;
+    let mut stack = Stack::start(0).await;
+    let mut settings = common::worker_settings(&stack.env);
+    settings.webhook_backoff = Duration::from_millis(50);
+    settings.target_policy = pulse_core::policy::TargetPolicy::PublicOnly;
+    stack.add_worker_with(settings).await;
+    // localhost is a name: accepted by the API, refused when it resolves.
+    let webhook_url = hook.url().replace("127.0.0.1", "localhost");
+    let created = stack
+        .create(check(
+            "blocked hook",
+            "http://localhost:9/",
+            json!({"interval_seconds": 3600, "alert_threshold": 1, "webhook_url": webhook_url}),
+        ))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_until(Duration::from_secs(20), "a failed delivery", || async {
+        deliveries(&stack, &id).await["delivery_state"] == "failed"
+    })
+    .await;
+    let alert = deliveries(&stack, &id).await;
+    assert_eq!(alert["attempts"], 1, "{alert}");
+    assert!(
+        alert["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("target policy"),
+        "{alert}"
+    );
+    assert!(hook.requests().is_empty(), "nothing reached the hook");
+}

@@ -33,7 +33,7 @@ async fn create(
     body: Result<Json<CheckInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Json(input) = body?;
-    let spec = input.create()?;
+    let spec = input.create(state.target_policy)?;
     let check = state.checks.create(&spec).await?;
     tracing::info!(check_id = %check.id, "check created");
     Ok((StatusCode::CREATED, Json(check)))
@@ -58,7 +58,7 @@ async fn update(
     let id = parse_id(&id)?;
     let Json(input) = body?;
     let current = state.checks.get(id).await?;
-    let spec = input.apply(current.spec)?;
+    let spec = input.apply(current.spec, state.target_policy)?;
     let check = state.checks.update(id, &spec).await?;
     tracing::info!(check_id = %id, "check updated");
     Ok(Json(check))

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use pulse_core::policy::TargetPolicy;
 use pulse_store::metrics::Metrics;
 use pulse_store::pg::api_keys::ApiKeyStore;
 use pulse_store::runtime::Services;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub services: Services,
     pub auth_required: bool,
     pub metrics: Metrics,
+    /// `TARGET_POLICY`: check and webhook URLs it refuses are invalid.
+    pub target_policy: TargetPolicy,
     limits: Arc<auth::RateLimits>,
 }
 
@@ -38,6 +41,7 @@ impl AppState {
         auth_required: bool,
         limits: Limits,
         metrics: Metrics,
+        target_policy: TargetPolicy,
     ) -> AppState {
         AppState {
             checks: CheckStore::new(services.pool.clone()),
@@ -46,6 +50,7 @@ impl AppState {
             services: services.clone(),
             auth_required,
             metrics,
+            target_policy,
             limits: auth::RateLimits::new(limits),
         }
     }
