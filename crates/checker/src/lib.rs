@@ -286,7 +286,8 @@ impl Checker {
     }
 }
 
-/// An error and all its causes, joined by ": ".
+/// An error and all its causes, joined by ": ", with the userinfo of any
+/// URL in them (reqwest names the URL) replaced by `***`.
 pub fn error_chain(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -295,7 +296,7 @@ pub fn error_chain(e: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    pulse_core::redact::redact_text(&text)
 }
 
 /// Names what broke, from reqwest's error and its causes.

@@ -277,3 +277,18 @@ async fn an_endless_body_is_read_up_to_the_limit_and_judged_on_it() {
         eprintln!("{contains:?}: wrote {written} bytes in {took:?}");
     }
 }
+
+#[tokio::test]
+async fn credentials_in_a_url_an_error_names_are_redacted() {
+    let target = Target::start().await;
+    let dead = pulse_testkit::free_port();
+    let hop = format!(
+        "{}?to=http://carol:s3cret@127.0.0.1:{dead}/",
+        target.url("/redirect-to")
+    );
+    let out = run_with(TargetPolicy::Default, &hop).await;
+    let error = out.error.unwrap();
+    // reqwest names the URL it was given, query included.
+    assert!(error.contains("to=http://***@127.0.0.1"), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
+}
