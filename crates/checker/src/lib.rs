@@ -4,11 +4,16 @@
 //! connection is reused between runs: a pooled keep-alive connection could
 //! hide a dead listener, and real monitors measure a fresh connect each
 //! time. `timeout_ms` bounds the whole run, body included; redirects are
-//! followed up to 10 hops; the body is read up to a cap. The target policy
-//! (`TARGET_POLICY`) is enforced on every address connected to.
+//! followed up to 10 hops. The body is read up to `RESPONSE_BODY_LIMIT`
+//! bytes and no further, whatever the check: a longer (or endless) body is
+//! not an error, the run is judged on its first bytes. The target policy
+//! (`TARGET_POLICY`) is enforced on every address connected to, and proxy
+//! variables (`HTTP_PROXY` and friends) are ignored: a proxy would connect
+//! on our behalf to addresses the policy never sees.
 
 use std::collections::BTreeMap;
-use std::error::Error as _;
+use std::error::Error;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +39,70 @@ pub struct Probe<'a> {
     pub body_contains: Option<&'a str>,
 }
 
+/// Root certificates trusted beside the system store and the built-in
+/// webpki roots: `EXTRA_CA_FILE`, for intranet targets signed by an
+/// internal CA.
+#[derive(Clone, Default)]
+pub struct ExtraRoots(Vec<reqwest::Certificate>);
+
+/// Why `EXTRA_CA_FILE` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not PEM certificates: {source}")]
+    Parse {
+        path: String,
+        source: reqwest::Error,
+    },
+    #[error("{path}: no PEM certificate in it")]
+    Empty { path: String },
+}
+
+impl fmt::Debug for ExtraRoots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExtraRoots({} certificates)", self.0.len())
+    }
+}
+
+impl ExtraRoots {
+    /// Every certificate of a PEM file (one or more `CERTIFICATE` blocks).
+    pub fn from_pem_file(path: &std::path::Path) -> Result<ExtraRoots, CaFileError> {
+        let name = || path.display().to_string();
+        let pem = std::fs::read(path).map_err(|source| CaFileError::Read {
+            path: name(),
+            source,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| CaFileError::Parse {
+                path: name(),
+                source,
+            })?;
+        if certs.is_empty() {
+            return Err(CaFileError::Empty { path: name() });
+        }
+        Ok(ExtraRoots(certs))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds these roots to a client builder.
+    pub fn trust_in(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        self.0
+            .iter()
+            .fold(builder, |b, cert| b.add_root_certificate(cert.clone()))
+    }
+}
+
 #[derive(Clone)]
 pub struct Checker {
     client: reqwest::Client,
@@ -41,17 +110,45 @@ pub struct Checker {
     policy: TargetPolicy,
 }
 
+/// A connection the target policy refuses: the error the resolver and the
+/// redirect policy give, found again in a reqwest error's causes by
+/// [`is_blocked`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked(pub String);
+
+impl fmt::Display for Blocked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for Blocked {}
+
+/// Whether the target policy refused the connection behind `e`.
+pub fn is_blocked(e: &(dyn Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<Blocked>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// A reqwest client builder that enforces `policy` on every address it
 /// connects to: names through a resolver that drops refused addresses,
 /// IP literals on every redirect hop (and, by the caller, on the first URL).
+/// It never uses a proxy, whatever the environment says.
 pub fn guarded_client(policy: TargetPolicy, max_redirects: usize) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
+        .no_proxy()
         .dns_resolver(Arc::new(PolicyResolver(policy)))
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > max_redirects {
                 attempt.error(format!("more than {max_redirects} redirects"))
             } else if let Some(why) = policy.blocks_url(attempt.url()) {
-                attempt.error(why)
+                attempt.error(Blocked(why))
             } else {
                 attempt.follow()
             }
@@ -84,8 +181,10 @@ impl Resolve for PolicyResolver {
                 })
                 .collect();
             if allowed.is_empty() {
-                let why = refused.unwrap_or_else(|| format!("{host} has no address"));
-                return Err(why.into());
+                return Err(match refused {
+                    Some(why) => Blocked(why).into(),
+                    None => format!("{host} has no address").into(),
+                });
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
@@ -94,8 +193,15 @@ impl Resolve for PolicyResolver {
 }
 
 impl Checker {
-    pub fn new(body_limit: usize, policy: TargetPolicy) -> Result<Checker, reqwest::Error> {
-        let client = guarded_client(policy, MAX_REDIRECTS)
+    /// A checker reading bodies up to `body_limit` bytes, connecting where
+    /// `policy` allows, trusting `roots` beside the system and webpki roots.
+    pub fn new(
+        body_limit: usize,
+        policy: TargetPolicy,
+        roots: &ExtraRoots,
+    ) -> Result<Checker, reqwest::Error> {
+        let client = roots
+            .trust_in(guarded_client(policy, MAX_REDIRECTS))
             .pool_max_idle_per_host(0)
             .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)
@@ -161,24 +267,27 @@ impl Checker {
         }
         let mut resp = req.send().await?;
         let code = resp.status().as_u16();
+        // Read up to the cap and stop there: the response is dropped with
+        // its connection. Keep the bytes only when `body_contains` needs them.
+        let keep = probe.body_contains.is_some();
         let mut body = Vec::new();
-        // Read only what `body_contains` needs, up to the cap.
-        if probe.body_contains.is_some() {
-            while let Some(chunk) = resp.chunk().await? {
-                let room = self.body_limit.saturating_sub(body.len());
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if body.len() >= self.body_limit {
-                    break;
-                }
+        let mut read = 0usize;
+        while read < self.body_limit {
+            let Some(chunk) = resp.chunk().await? else {
+                break;
+            };
+            let take = chunk.len().min(self.body_limit - read);
+            if keep {
+                body.extend_from_slice(&chunk[..take]);
             }
-        } else {
-            while resp.chunk().await?.is_some() {}
+            read += take;
         }
         Ok((code, body))
     }
 }
 
-/// An error and all its causes, joined by ": ".
+/// An error and all its causes, joined by ": ", with the userinfo of any
+/// URL in them (reqwest names the URL) replaced by `***`.
 pub fn error_chain(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -187,14 +296,14 @@ pub fn error_chain(e: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    pulse_core::redact::redact_text(&text)
 }
 
 /// Names what broke, from reqwest's error and its causes.
 fn classify(e: &reqwest::Error) -> (FailureReason, String) {
     let text = error_chain(e);
     let lower = text.to_ascii_lowercase();
-    let reason = if lower.contains("blocked by target policy") {
+    let reason = if is_blocked(e) {
         FailureReason::Blocked
     } else if e.is_timeout() {
         FailureReason::Timeout

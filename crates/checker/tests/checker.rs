@@ -2,12 +2,15 @@
 //! redirects, and a fresh connection per run.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use pulse_checker::{Checker, Probe};
+use pulse_checker::{Checker, ExtraRoots, Probe};
 use pulse_core::policy::TargetPolicy;
 use pulse_core::{FailureReason, RunOutcome, RunStatus};
 use pulse_testkit::Target;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn probe<'a>(url: &'a str, headers: &'a BTreeMap<String, String>) -> Probe<'a> {
     Probe {
@@ -24,7 +27,7 @@ fn probe<'a>(url: &'a str, headers: &'a BTreeMap<String, String>) -> Probe<'a> {
 #[tokio::test]
 async fn an_ok_target_is_a_success_with_latency_and_code() {
     let target = Target::start().await;
-    let checker = Checker::new(1024 * 1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024 * 1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/ok");
     let out = checker.run(&probe(&url, &h)).await;
@@ -36,7 +39,7 @@ async fn an_ok_target_is_a_success_with_latency_and_code() {
 #[tokio::test]
 async fn a_500_is_a_fail_with_status_mismatch() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/fail");
     let out = checker.run(&probe(&url, &h)).await;
@@ -48,7 +51,7 @@ async fn a_500_is_a_fail_with_status_mismatch() {
 #[tokio::test]
 async fn a_slow_target_times_out_within_the_timeout_plus_a_margin() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/slow?ms=5000");
     let mut p = probe(&url, &h);
@@ -65,7 +68,7 @@ async fn a_slow_target_times_out_within_the_timeout_plus_a_margin() {
 #[tokio::test]
 async fn body_contains_passes_and_fails() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/ok");
     let mut p = probe(&url, &h);
@@ -82,7 +85,7 @@ async fn a_refused_connection_is_an_error_with_reason_connect() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = format!("http://127.0.0.1:{port}/");
     let out = checker.run(&probe(&url, &h)).await;
@@ -94,7 +97,7 @@ async fn a_refused_connection_is_an_error_with_reason_connect() {
 #[tokio::test]
 async fn redirects_are_followed_up_to_ten_hops() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let ten = target.url("/redirect/10");
     assert_eq!(
@@ -109,7 +112,7 @@ async fn redirects_are_followed_up_to_ten_hops() {
 #[tokio::test]
 async fn each_run_uses_a_fresh_connection() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     let url = target.url("/peer");
     for _ in 0..3 {
@@ -126,7 +129,7 @@ async fn each_run_uses_a_fresh_connection() {
 #[tokio::test]
 async fn custom_headers_and_method_are_sent() {
     let target = Target::start().await;
-    let checker = Checker::new(1024, TargetPolicy::Default).unwrap();
+    let checker = Checker::new(1024, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
     let mut h = BTreeMap::new();
     h.insert("x-pulse-test".to_string(), "yes".to_string());
     let url = target.url("/expect");
@@ -138,7 +141,7 @@ async fn custom_headers_and_method_are_sent() {
 }
 
 async fn run_with(policy: TargetPolicy, url: &str) -> RunOutcome {
-    let checker = Checker::new(1024, policy).unwrap();
+    let checker = Checker::new(1024, policy, &ExtraRoots::default()).unwrap();
     let h = BTreeMap::new();
     checker.run(&probe(url, &h)).await
 }
@@ -204,4 +207,88 @@ async fn the_default_policy_refuses_metadata_addresses_and_redirects_to_them() {
     let out = run_with(TargetPolicy::Default, &hop).await;
     assert_blocked(&out, "redirect hop");
     assert_eq!(target.hits("/redirect-to"), 1, "the first hop was made");
+}
+
+/// A target that answers 200 and then streams a body that does not end
+/// (up to 1 GiB, so the test stays bounded), counting the bytes it wrote.
+async fn endless_target() -> (String, Arc<AtomicUsize>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A small send buffer, so what was written is close to what was read.
+    socket.set_send_buffer_size(16 * 1024).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(16).unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = written.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                if conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let chunk = vec![b'x'; 16 * 1024];
+                while counter.load(Ordering::SeqCst) < 1 << 30 {
+                    if conn.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(chunk.len(), Ordering::SeqCst);
+                }
+                // Hold the connection open: the body never ends.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    (url, written)
+}
+
+#[tokio::test]
+async fn an_endless_body_is_read_up_to_the_limit_and_judged_on_it() {
+    const LIMIT: usize = 256 * 1024;
+    let checker = Checker::new(LIMIT, TargetPolicy::Default, &ExtraRoots::default()).unwrap();
+    let h = BTreeMap::new();
+    for (contains, expected) in [
+        (None, RunStatus::Success),
+        (Some("xxxx"), RunStatus::Success),
+        (Some("not there"), RunStatus::Fail),
+    ] {
+        let (url, written) = endless_target().await;
+        let mut p = probe(&url, &h);
+        p.timeout = Duration::from_secs(10);
+        p.body_contains = contains;
+        let started = std::time::Instant::now();
+        let out = checker.run(&p).await;
+        let took = started.elapsed();
+        assert_eq!(out.status, expected, "{contains:?}: {out:?}");
+        assert!(took < Duration::from_secs(3), "{contains:?}: took {took:?}");
+        // Let the writer notice the closed connection.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let written = written.load(Ordering::SeqCst);
+        assert!(
+            written < 16 * LIMIT,
+            "{contains:?}: the target wrote {written} bytes"
+        );
+        eprintln!("{contains:?}: wrote {written} bytes in {took:?}");
+    }
+}
+
+#[tokio::test]
+async fn credentials_in_a_url_an_error_names_are_redacted() {
+    let target = Target::start().await;
+    let dead = pulse_testkit::free_port();
+    let hop = format!(
+        "{}?to=http://carol:s3cret@127.0.0.1:{dead}/",
+        target.url("/redirect-to")
+    );
+    let out = run_with(TargetPolicy::Default, &hop).await;
+    let error = out.error.unwrap();
+    // reqwest names the URL it was given, query included.
+    assert!(error.contains("to=http://***@127.0.0.1"), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
 }

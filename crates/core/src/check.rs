@@ -2,11 +2,15 @@
 //!
 //! [`CheckInput`] is the JSON a client sends to create (`POST`) or change
 //! (`PATCH`) a check; [`CheckInput::apply`] validates it over a base spec
-//! (the defaults, or the stored check) and returns a [`CheckSpec`].
+//! (the defaults, or the stored check) and returns a [`CheckSpec`]. A `url`
+//! or `webhook_url` whose host is an IP literal the target policy refuses
+//! is invalid: it could never be reached (names are judged when resolved).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::policy::TargetPolicy;
 
 pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_URL_LEN: usize = 2048;
@@ -163,18 +167,22 @@ fn no_nul(field: &'static str, s: &str) -> Result<(), ValidationError> {
 impl CheckInput {
     /// Validates a new check: `name` and `url` are required, everything else
     /// falls back to the defaults.
-    pub fn create(self) -> Result<CheckSpec, ValidationError> {
+    pub fn create(self, policy: TargetPolicy) -> Result<CheckSpec, ValidationError> {
         if self.name.is_none() {
             return Err(invalid("name", "is required"));
         }
         if self.url.is_none() {
             return Err(invalid("url", "is required"));
         }
-        self.apply(CheckSpec::defaults())
+        self.apply(CheckSpec::defaults(), policy)
     }
 
     /// Applies the given fields over `base` and validates the result.
-    pub fn apply(self, base: CheckSpec) -> Result<CheckSpec, ValidationError> {
+    pub fn apply(
+        self,
+        base: CheckSpec,
+        policy: TargetPolicy,
+    ) -> Result<CheckSpec, ValidationError> {
         let mut spec = base;
         if let Some(name) = not_null("name", self.name)? {
             spec.name = name.trim().to_string();
@@ -218,7 +226,7 @@ impl CheckInput {
         if let Some(v) = not_null("enabled", self.enabled)? {
             spec.enabled = v;
         }
-        spec.validate()?;
+        spec.validate(policy)?;
         Ok(spec)
     }
 }
@@ -231,7 +239,7 @@ fn in_range(field: &'static str, v: i64, min: i64, max: i64) -> Result<i64, Vali
     }
 }
 
-fn http_url(field: &'static str, raw: &str) -> Result<(), ValidationError> {
+fn http_url(field: &'static str, raw: &str, policy: TargetPolicy) -> Result<(), ValidationError> {
     if raw.is_empty() {
         return Err(invalid(field, "must not be empty"));
     }
@@ -249,13 +257,16 @@ fn http_url(field: &'static str, raw: &str) -> Result<(), ValidationError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid(field, "must name a host"));
     }
+    if let Some(why) = policy.blocks_url(&url) {
+        return Err(invalid(field, why));
+    }
     Ok(())
 }
 
 impl CheckSpec {
     /// Checks the rules that span the whole spec (ranges are checked as
-    /// fields are read).
-    pub fn validate(&self) -> Result<(), ValidationError> {
+    /// fields are read); URLs against the target `policy`.
+    pub fn validate(&self, policy: TargetPolicy) -> Result<(), ValidationError> {
         no_nul("name", &self.name)?;
         no_nul("url", &self.url)?;
         no_nul("method", &self.method)?;
@@ -282,7 +293,7 @@ impl CheckSpec {
                 format!("must be at most {MAX_NAME_LEN} characters"),
             ));
         }
-        http_url("url", &self.url)?;
+        http_url("url", &self.url, policy)?;
         if !METHODS.contains(&self.method.as_str()) {
             return Err(invalid(
                 "method",
@@ -323,7 +334,7 @@ impl CheckSpec {
             }
         }
         if let Some(hook) = &self.webhook_url {
-            http_url("webhook_url", hook)?;
+            http_url("webhook_url", hook, policy)?;
         }
         if let Some(secret) = &self.webhook_secret {
             crate::webhook::WebhookKey::parse(secret).map_err(|m| invalid("webhook_secret", m))?;
@@ -363,7 +374,9 @@ mod tests {
     use serde_json::json;
 
     fn create(v: serde_json::Value) -> Result<CheckSpec, ValidationError> {
-        serde_json::from_value::<CheckInput>(v).unwrap().create()
+        serde_json::from_value::<CheckInput>(v)
+            .unwrap()
+            .create(TargetPolicy::Default)
     }
 
     fn field_of(v: serde_json::Value) -> &'static str {
@@ -461,7 +474,7 @@ mod tests {
         .unwrap();
         let patch: CheckInput =
             serde_json::from_value(json!({"interval_seconds": 5, "webhook_url": null})).unwrap();
-        let spec = patch.apply(base).unwrap();
+        let spec = patch.apply(base, TargetPolicy::Default).unwrap();
         assert_eq!(spec.interval_seconds, 5);
         assert_eq!(spec.webhook_url, None);
         assert_eq!(spec.body_contains.as_deref(), Some("ok"));
@@ -480,7 +493,13 @@ mod tests {
             "retries",
         ] {
             let patch: CheckInput = serde_json::from_value(json!({ field: null })).unwrap();
-            assert_eq!(patch.apply(base.clone()).unwrap_err().field, field);
+            assert_eq!(
+                patch
+                    .apply(base.clone(), TargetPolicy::Default)
+                    .unwrap_err()
+                    .field,
+                field
+            );
         }
     }
 
@@ -507,6 +526,43 @@ mod tests {
             assert!(serde_json::from_value::<CheckInput>(v).is_ok(), "{field}");
         }
         assert!(serde_json::from_value::<CheckInput>(json!({"nope": 1})).is_err());
+    }
+
+    #[test]
+    fn urls_the_policy_can_never_reach_are_refused_naming_the_field() {
+        for blocked in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://2852039166/",
+            "http://[fd00:ec2::254]/",
+            "http://[::ffff:169.254.169.254]/",
+        ] {
+            assert_eq!(field_of(json!({"name": "x", "url": blocked})), "url");
+            let err = create(json!({"name": "x", "url": "http://a", "webhook_url": blocked}))
+                .unwrap_err();
+            assert_eq!(err.field, "webhook_url", "{blocked}");
+            assert!(err.message.contains("target policy"), "{err}");
+        }
+        // Loopback: allowed by default, refused by public-only.
+        let local = json!({"name": "x", "url": "http://127.0.0.1:9/"});
+        assert!(create(local.clone()).is_ok());
+        let input = serde_json::from_value::<CheckInput>(local).unwrap();
+        assert_eq!(
+            input.create(TargetPolicy::PublicOnly).unwrap_err().field,
+            "url"
+        );
+        // Names are judged when they resolve, not here.
+        let named = json!({"name": "x", "url": "http://localhost:9/"});
+        let input = serde_json::from_value::<CheckInput>(named).unwrap();
+        assert!(input.create(TargetPolicy::PublicOnly).is_ok());
+    }
+
+    #[test]
+    fn a_patch_to_a_blocked_url_is_refused() {
+        let base = create(json!({"name": "x", "url": "http://a"})).unwrap();
+        let patch: CheckInput =
+            serde_json::from_value(json!({"webhook_url": "http://169.254.169.254/"})).unwrap();
+        let err = patch.apply(base, TargetPolicy::Default).unwrap_err();
+        assert_eq!(err.field, "webhook_url");
     }
 
     #[test]

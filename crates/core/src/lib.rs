@@ -5,6 +5,7 @@ pub mod alert;
 pub mod check;
 pub mod job;
 pub mod policy;
+pub mod redact;
 pub mod run;
 pub mod time;
 pub mod webhook;

@@ -5,8 +5,11 @@
 //!   Private networks stay allowed: self-hosted monitors watch intranets.
 //! - `public-only`, for shared deployments: also loopback, RFC 1918, CGNAT,
 //!   ULA, unspecified, multicast, broadcast, documentation and benchmarking
-//!   ranges, and IPv6 forms that embed an IPv4 address (IPv4-mapped,
-//!   IPv4-compatible, NAT64, 6to4) when that address is blocked.
+//!   ranges.
+//!
+//! Under both, an IPv6 address that carries an IPv4 address (IPv4-mapped,
+//! SIIT, IPv4-compatible, NAT64 including local-use `64:ff9b:1::/48`, 6to4,
+//! Teredo server and client) is blocked when that IPv4 address is.
 //!
 //! The worker applies this to every address it connects to, after DNS
 //! resolution and on every redirect hop.
@@ -81,19 +84,9 @@ impl TargetPolicy {
             return Some("a cloud metadata address");
         }
         // Forms that carry an IPv4 address: judge that address.
-        let embedded = if let Some(v4) = ip.to_ipv4_mapped() {
-            Some(v4)
-        } else if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-            Some(Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32))
-        } else if s[0] == 0x2002 {
-            Some(Ipv4Addr::from(((s[1] as u32) << 16) | s[2] as u32))
-        } else if s[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
-            Some(Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32))
-        } else {
-            None
-        };
-        if let Some(v4) = embedded {
-            if let Some(why) = self.blocks_v4(v4) {
+        let embedded = embedded_v4(ip);
+        for v4 in embedded.iter().flatten() {
+            if let Some(why) = self.blocks_v4(*v4) {
                 return Some(why);
             }
         }
@@ -110,7 +103,7 @@ impl TargetPolicy {
             Some("a multicast address")
         } else if s[0] == 0x2001 && s[1] == 0xdb8 {
             Some("a documentation address")
-        } else if embedded.is_some() && s[0] == 0 {
+        } else if embedded[0].is_some() && s[0] == 0 {
             Some("an IPv4-mapped or IPv4-compatible address")
         } else {
             None
@@ -128,6 +121,31 @@ impl TargetPolicy {
         };
         self.blocks(ip)
             .map(|why| format!("blocked by target policy: {ip} is {why}"))
+    }
+}
+
+/// The IPv4 addresses an IPv6 address carries, in the forms that reach an
+/// IPv4 host: IPv4-mapped (`::ffff:0:0/96`), SIIT (`::ffff:0:0:0/96`),
+/// IPv4-compatible (`::/96`), NAT64 (`64:ff9b::/96` and the local-use
+/// `64:ff9b:1::/48`, RFC 8215, IPv4 in the last 32 bits), 6to4
+/// (`2002::/16`) and Teredo (`2001::/32`: the server in bits 32..64, the
+/// client in bits 96..128 inverted).
+fn embedded_v4(ip: Ipv6Addr) -> [Option<Ipv4Addr>; 2] {
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    let siit = s[..6] == [0, 0, 0, 0, 0xffff, 0];
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0, 0, 0, 0] || s[2] == 1);
+    let compatible = s[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified();
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        [Some(v4), None]
+    } else if siit || nat64 || compatible {
+        [Some(v4(s[6], s[7])), None]
+    } else if s[0] == 0x2002 {
+        [Some(v4(s[1], s[2])), None]
+    } else if s[0] == 0x2001 && s[1] == 0 {
+        [Some(v4(s[2], s[3])), Some(v4(!s[6], !s[7]))]
+    } else {
+        [None, None]
     }
 }
 
@@ -204,6 +222,65 @@ mod tests {
         for allowed in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "2606:4700::1111"] {
             assert!(p.blocks(ip(allowed)).is_none(), "{allowed}");
         }
+    }
+
+    #[test]
+    fn siit_addresses_are_judged_by_the_ipv4_they_carry() {
+        // ::ffff:0:a.b.c.d
+        assert!(TargetPolicy::Default
+            .blocks(ip("::ffff:0:169.254.169.254"))
+            .is_some());
+        assert!(TargetPolicy::PublicOnly
+            .blocks(ip("::ffff:0:127.0.0.1"))
+            .is_some());
+        assert!(TargetPolicy::Default
+            .blocks(ip("::ffff:0:8.8.8.8"))
+            .is_none());
+    }
+
+    #[test]
+    fn local_use_nat64_addresses_are_judged_by_their_last_32_bits() {
+        // 64:ff9b:1::/48 (RFC 8215), the IPv4 in the last 32 bits.
+        assert!(TargetPolicy::Default
+            .blocks(ip("64:ff9b:1::a9fe:a9fe"))
+            .is_some());
+        assert!(TargetPolicy::Default
+            .blocks(ip("64:ff9b:1:2345:6789::169.254.169.254"))
+            .is_some());
+        assert!(TargetPolicy::PublicOnly
+            .blocks(ip("64:ff9b:1::7f00:1"))
+            .is_some());
+        assert!(TargetPolicy::PublicOnly
+            .blocks(ip("64:ff9b:1::808:808"))
+            .is_none());
+    }
+
+    #[test]
+    fn teredo_addresses_are_blocked_when_server_or_client_is() {
+        // 2001:0:SERVER:flags:port:~CLIENT
+        let client = |c: Ipv4Addr| {
+            let o = !u32::from(c);
+            format!("2001:0:808:808:0:0:{:x}:{:x}", o >> 16, o & 0xffff)
+        };
+        let metadata = client(Ipv4Addr::new(169, 254, 169, 254));
+        assert_eq!(metadata, "2001:0:808:808:0:0:5601:5601");
+        assert!(TargetPolicy::Default.blocks(ip(&metadata)).is_some());
+        let loopback = client(Ipv4Addr::LOCALHOST);
+        assert!(TargetPolicy::PublicOnly.blocks(ip(&loopback)).is_some());
+        assert!(TargetPolicy::Default.blocks(ip(&loopback)).is_none());
+        // The server half: 169.254.169.254 and 10.0.0.1.
+        assert!(TargetPolicy::Default
+            .blocks(ip("2001:0:a9fe:a9fe::f7f7:f7f7"))
+            .is_some());
+        assert!(TargetPolicy::PublicOnly
+            .blocks(ip("2001:0:a00:1::f7f7:f7f7"))
+            .is_some());
+        let public = client(Ipv4Addr::new(8, 8, 4, 4));
+        assert!(TargetPolicy::PublicOnly.blocks(ip(&public)).is_none());
+        assert!(
+            TargetPolicy::PublicOnly.blocks(ip("2001:db8::1")).is_some(),
+            "documentation, not Teredo"
+        );
     }
 
     #[test]

@@ -155,8 +155,10 @@ impl RunOutcome {
     }
 }
 
+/// Substring search in linear time (`memmem`), whatever the input: a body
+/// of `aaaa...` searched for `aaa...b` must not cost length times length.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 #[cfg(test)]
@@ -188,6 +190,29 @@ mod tests {
         let out = judge(200, Some("healthy"), "degraded");
         assert_eq!(out.status, RunStatus::Fail);
         assert_eq!(out.failure_reason, Some(FailureReason::BodyMismatch));
+    }
+
+    #[test]
+    fn body_search_finds_text_at_the_start_middle_and_end() {
+        assert!(contains(b"needle in hay", b"needle"));
+        assert!(contains(b"hay needle hay", b"needle"));
+        assert!(contains(b"hay needle", b"needle"));
+        assert!(contains(b"anything", b""));
+        assert!(!contains(b"hay", b"needle"));
+        assert!(!contains(b"needl", b"needle"));
+    }
+
+    #[test]
+    fn body_search_stays_fast_on_adversarial_input() {
+        // A 16 MiB body of 'a' and a 4 KiB needle of 'a's ending in 'b':
+        // about 7 * 10^10 byte comparisons for a naive window search.
+        let body = vec![b'a'; 16 * 1024 * 1024];
+        let mut needle = vec![b'a'; 4095];
+        needle.push(b'b');
+        let started = std::time::Instant::now();
+        assert!(!contains(&body, &needle));
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_millis(300), "{took:?}");
     }
 
     #[test]

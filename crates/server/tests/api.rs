@@ -978,3 +978,64 @@ async fn connections_past_the_cap_are_closed_at_once() {
     .await;
     assert!(ok.is_ok());
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_accepted_in_any_case() {
+    let app = TestApp::spawn().await;
+    let pool = pulse_store::pg::pool(&app.database_url, 1).unwrap();
+    let key = ApiKeyStore::new(pool).create("case").await.unwrap();
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/checks", app.base))
+            .header("authorization", format!("{scheme} {key}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn urls_the_target_policy_refuses_are_422_naming_the_field_at_create_and_patch() {
+    let app = TestApp::spawn().await;
+    let metadata = "http://169.254.169.254/latest/meta-data/";
+    for field in ["url", "webhook_url"] {
+        let mut body = example();
+        body[field] = json!(metadata);
+        let (status, err) = app.post("/checks", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {err}");
+        assert_eq!(err["field"], field);
+        assert!(
+            err["error"].as_str().unwrap().contains("target policy"),
+            "{err}"
+        );
+    }
+    let (_, check) = app.post("/checks", example()).await;
+    let path = format!("/checks/{}", check["id"].as_str().unwrap());
+    for field in ["url", "webhook_url"] {
+        let (status, err) = app
+            .patch(&path, json!({ field: "http://[fd00:ec2::254]/" }))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {err}");
+        assert_eq!(err["field"], field);
+    }
+    let (_, unchanged) = app.get(&path).await;
+    assert_eq!(unchanged["url"], example()["url"]);
+}
+
+#[tokio::test]
+async fn the_server_applies_its_own_target_policy_to_urls() {
+    let app =
+        TestApp::spawn_with(|s| s.target_policy = pulse_core::policy::TargetPolicy::PublicOnly)
+            .await;
+    let mut body = example();
+    body["url"] = json!("http://127.0.0.1:9/");
+    let (status, err) = app.post("/checks", body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["field"], "url");
+    let mut body = example();
+    body["webhook_url"] = json!("http://10.0.0.1/hook");
+    let (status, err) = app.post("/checks", body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["field"], "webhook_url");
+}

@@ -24,7 +24,7 @@ async fn check(store: &CheckStore, interval: i64) -> Uuid {
         "name": "c", "url": "http://127.0.0.1:9/", "interval_seconds": interval
     }))
     .unwrap()
-    .create()
+    .create(pulse_core::policy::TargetPolicy::Default)
     .unwrap();
     store.create(&spec).await.unwrap().id
 }

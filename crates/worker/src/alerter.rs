@@ -3,7 +3,9 @@
 //! POSTs them, and records each attempt. It runs beside the check runs, so
 //! a slow or dead webhook endpoint never delays a check.
 //!
-//! A 2xx is delivered. 410 Gone stops retrying. Anything else is retried
+//! A 2xx is delivered. 410 Gone stops retrying, and so does a URL the
+//! target policy refuses (an IP literal, or a name that resolves only to
+//! refused addresses): retrying cannot help. Anything else is retried
 //! with exponential backoff and jitter (`WEBHOOK_BACKOFF_MS` doubled per
 //! attempt, capped at 1 h, times 0.5 to 1.5) for `WEBHOOK_RETRY_FOR_SECS`
 //! from the alert's creation. Every attempt is recorded.
@@ -13,12 +15,16 @@
 //! (seconds) and `webhook-signature` (`v1,<base64 HMAC-SHA256>` of
 //! `id.timestamp.body`, one per key: the global `WEBHOOK_SECRET` and the
 //! check's own `webhook_secret`).
+//!
+//! A webhook URL may carry a token in its path, so logs and recorded
+//! errors show its origin (scheme, host, port) only.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use pulse_core::policy::TargetPolicy;
+use pulse_core::redact::webhook_origin;
 use pulse_core::webhook::{signature_header, WebhookKey};
 use pulse_store::pg::alerts::{Attempt, Delivery};
 use pulse_store::AlertStore;
@@ -140,14 +146,15 @@ impl Alerter {
                 outcome: outcome.into(),
             })
             .inc();
+        let webhook = webhook_origin(&d.webhook_url);
         match &attempt {
             Attempt::Delivered { code } => {
-                tracing::info!(alert_id = %d.id, code, attempts = d.attempts, "webhook delivered")
+                tracing::info!(alert_id = %d.id, %webhook, code, attempts = d.attempts, "webhook delivered")
             }
             Attempt::Failed {
                 error, retry_at, ..
             } => {
-                tracing::warn!(alert_id = %d.id, %error, attempts = d.attempts, retrying = retry_at.is_some(), "webhook failed")
+                tracing::warn!(alert_id = %d.id, %webhook, %error, attempts = d.attempts, retrying = retry_at.is_some(), "webhook failed")
             }
         }
         if let Err(e) = self
@@ -200,8 +207,17 @@ impl Alerter {
             }
             Err(e) => Attempt::Failed {
                 code: None,
-                error: pulse_checker::error_chain(&e),
-                retry_at: self.retry_at(d.attempts, d.created_at),
+                retry_at: if pulse_checker::is_blocked(&e) {
+                    None
+                } else {
+                    self.retry_at(d.attempts, d.created_at)
+                },
+                // Without the URL: its path may be a token.
+                error: format!(
+                    "{}: {}",
+                    webhook_origin(&d.webhook_url),
+                    pulse_checker::error_chain(&e.without_url())
+                ),
             },
         }
     }

@@ -99,7 +99,11 @@ impl Worker {
             loops.stop.clone(),
         ));
         let ctx = RunContext {
-            checker: Checker::new(self.settings.body_limit, self.settings.target_policy)?,
+            checker: Checker::new(
+                self.settings.body_limit,
+                self.settings.target_policy,
+                &self.settings.extra_ca,
+            )?,
             done: done_tx,
             metrics: loops.metrics.clone(),
             alive,

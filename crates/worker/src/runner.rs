@@ -142,7 +142,8 @@ fn new_alert(job: &Job, kind: AlertKind, outcome: &RunOutcome, consecutive_fails
         alert_id: id,
         check_id: job.check_id,
         check_name: job.check.name.clone(),
-        url: job.check.url.clone(),
+        // The target's credentials stay out of the webhook.
+        url: pulse_core::redact::redact_url_str(&job.check.url),
         kind,
         status: outcome.status.as_str().to_string(),
         error: outcome.error.clone(),

@@ -52,6 +52,9 @@ pub struct Settings {
     /// over the threshold that long, the worker reports overload (metric,
     /// `/ready`, and a webhook to the operator).
     pub overload: crate::overload::OverloadSettings,
+    /// `EXTRA_CA_FILE`: a PEM file of CA certificates checks trust beside
+    /// the system store and the built-in roots (intranet CAs).
+    pub extra_ca: pulse_checker::ExtraRoots,
 }
 
 impl Settings {
@@ -84,6 +87,7 @@ impl Settings {
                 webhook_url: None,
                 secret: None,
             },
+            extra_ca: Default::default(),
         }
     }
 
@@ -137,6 +141,13 @@ impl Settings {
                     .map(|v| v.trim().to_string())
                     .filter(|v| !v.is_empty()),
                 secret: None,
+            },
+            extra_ca: match std::env::var("EXTRA_CA_FILE") {
+                Ok(path) if !path.trim().is_empty() => {
+                    pulse_checker::ExtraRoots::from_pem_file(path.trim().as_ref())
+                        .map_err(|e| StoreError::Config(format!("EXTRA_CA_FILE {e}")))?
+                }
+                _ => Default::default(),
             },
             services: d.services,
         })

@@ -174,3 +174,110 @@ async fn a_410_stops_retrying() {
     assert_eq!(alert["last_response_code"], 410);
     assert_eq!(hook.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn a_webhook_whose_name_resolves_to_a_blocked_address_fails_after_one_attempt() {
+    let hook = Receiver::start().await;
+    let mut stack = Stack::start(0).await;
+    let mut settings = common::worker_settings(&stack.env);
+    settings.webhook_backoff = Duration::from_millis(50);
+    settings.target_policy = pulse_core::policy::TargetPolicy::PublicOnly;
+    stack.add_worker_with(settings).await;
+    // localhost is a name: accepted by the API, refused when it resolves.
+    let webhook_url = hook.url().replace("127.0.0.1", "localhost");
+    let created = stack
+        .create(check(
+            "blocked hook",
+            "http://localhost:9/",
+            json!({"interval_seconds": 3600, "alert_threshold": 1, "webhook_url": webhook_url}),
+        ))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_until(Duration::from_secs(20), "a failed delivery", || async {
+        deliveries(&stack, &id).await["delivery_state"] == "failed"
+    })
+    .await;
+    let alert = deliveries(&stack, &id).await;
+    assert_eq!(alert["attempts"], 1, "{alert}");
+    assert!(
+        alert["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("target policy"),
+        "{alert}"
+    );
+    assert!(hook.requests().is_empty(), "nothing reached the hook");
+}
+
+#[tokio::test]
+async fn credentials_and_webhook_tokens_stay_out_of_payloads_and_stored_errors() {
+    let hook = Receiver::start().await;
+    let dead = free_port();
+    let mut stack = Stack::start(0).await;
+    let mut settings = common::worker_settings(&stack.env);
+    settings.webhook_backoff = Duration::from_millis(50);
+    stack.add_worker_with(settings).await;
+
+    // A target with credentials that refuses connections.
+    let creds = stack
+        .create(check(
+            "with credentials",
+            &format!("http://alice:s3cret@127.0.0.1:{dead}/health"),
+            json!({"interval_seconds": 3600, "alert_threshold": 1, "webhook_url": hook.url()}),
+        ))
+        .await;
+    let creds_id = creds["id"].as_str().unwrap().to_string();
+    // A webhook whose path is its token, refusing connections.
+    let dead_hook = free_port();
+    let tokened = stack
+        .create(check(
+            "tokened hook",
+            &format!("http://127.0.0.1:{dead}/"),
+            json!({
+                "interval_seconds": 3600, "alert_threshold": 1,
+                "webhook_url": format!("http://127.0.0.1:{dead_hook}/hooks/T0KEN-XYZ")
+            }),
+        ))
+        .await;
+    let tokened_id = tokened["id"].as_str().unwrap().to_string();
+
+    wait_until(Duration::from_secs(20), "the failure webhook", || async {
+        !hook.received().is_empty()
+    })
+    .await;
+    let payload = hook.received()[0].clone();
+    assert_eq!(
+        payload["url"],
+        format!("http://***@127.0.0.1:{dead}/health"),
+        "{payload}"
+    );
+    assert!(payload["error"].is_string(), "{payload}");
+    assert!(!payload.to_string().contains("s3cret"), "{payload}");
+
+    let stored = stack.get(&format!("/checks/{creds_id}")).await;
+    let last_error = stored["last_error"].as_str().unwrap();
+    assert!(!last_error.contains("s3cret"), "{last_error}");
+    wait_until(Duration::from_secs(20), "the run in ClickHouse", || async {
+        !stack.runs(&creds_id).await.is_empty()
+    })
+    .await;
+    for run in stack.runs(&creds_id).await {
+        let error = run.error.unwrap_or_default();
+        assert!(!error.is_empty() && !error.contains("s3cret"), "{error}");
+    }
+
+    wait_until(Duration::from_secs(20), "a refused delivery", || async {
+        deliveries(&stack, &tokened_id).await["attempts"]
+            .as_i64()
+            .unwrap_or(0)
+            >= 1
+    })
+    .await;
+    let alert = deliveries(&stack, &tokened_id).await;
+    let last_error = alert["last_error"].as_str().unwrap();
+    assert!(
+        last_error.starts_with(&format!("http://127.0.0.1:{dead_hook}:")),
+        "{last_error}"
+    );
+    assert!(!alert.to_string().contains("T0KEN"), "{alert}");
+}

@@ -70,6 +70,15 @@ fn unauthorized(status: StatusCode, msg: &str) -> Response {
     resp
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive (RFC 9110 section 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
 pub async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let clock = DefaultClock::default();
     if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
@@ -84,8 +93,7 @@ pub async fn require_key(State(state): State<AppState>, req: Request, next: Next
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     let Some(presented) = presented else {
         return unauthorized(
             StatusCode::UNAUTHORIZED,
@@ -105,6 +113,25 @@ pub async fn require_key(State(state): State<AppState>, req: Request, next: Next
                 return too_many(not_until.wait_time_from(clock.now()));
             }
             next.run(req).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer k1", "bearer k1", "BEARER k1", "bEaReR  k1 "] {
+            assert_eq!(bearer_token(v), Some("k1"), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_bare_tokens_are_not_bearer_tokens() {
+        for v in ["Basic k1", "k1", "Bearerk1", ""] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
         }
     }
 }

@@ -103,8 +103,7 @@ async fn create(
     State(state): State<AppState>,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let spec = parse_input(body)?.create()?;
-    state.policy_allows(&spec)?;
+    let spec = parse_input(body)?.create(state.target_policy)?;
     let check = state.checks.create(&spec).await?;
     tracing::info!(check_id = %check.id, "check created");
     Ok(with_etag(StatusCode::CREATED, check))
@@ -263,9 +262,7 @@ async fn update(
     let check = state
         .checks
         .update_with(id, if_match(&headers), |current| {
-            let spec = input.apply(current)?;
-            state.policy_allows(&spec)?;
-            Ok::<_, ApiError>(spec)
+            Ok::<_, ApiError>(input.apply(current, state.target_policy)?)
         })
         .await?;
     if !check.spec.enabled {

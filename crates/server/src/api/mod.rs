@@ -12,7 +12,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::Router;
 use pulse_core::policy::TargetPolicy;
-use pulse_core::CheckSpec;
 use pulse_store::pg::api_keys::ApiKeyStore;
 use pulse_store::runtime::Services;
 use pulse_store::{AlertStore, CheckStore};
@@ -32,8 +31,8 @@ pub struct AppState {
     pub services: Services,
     pub auth_required: bool,
     pub metrics: Metrics,
-    /// Addresses checks and webhooks may not name (`TARGET_POLICY`).
-    pub policy: TargetPolicy,
+    /// `TARGET_POLICY`: check and webhook URLs it refuses are invalid.
+    pub target_policy: TargetPolicy,
     limits: Arc<auth::RateLimits>,
 }
 
@@ -43,7 +42,7 @@ impl AppState {
         auth_required: bool,
         limits: Limits,
         metrics: Metrics,
-        policy: TargetPolicy,
+        target_policy: TargetPolicy,
     ) -> AppState {
         AppState {
             checks: CheckStore::new(services.pool.clone()),
@@ -52,31 +51,9 @@ impl AppState {
             services: services.clone(),
             auth_required,
             metrics,
-            policy,
+            target_policy,
             limits: auth::RateLimits::new(limits),
         }
-    }
-
-    /// Refuses a check whose `url` or `webhook_url` is an IP address the
-    /// target policy blocks: it could never run or deliver. (Names are
-    /// judged when they resolve, on every run.)
-    pub fn policy_allows(&self, spec: &CheckSpec) -> Result<(), ApiError> {
-        for (field, raw) in [
-            ("url", Some(&spec.url)),
-            ("webhook_url", spec.webhook_url.as_ref()),
-        ] {
-            let Some(url) = raw.and_then(|u| url::Url::parse(u).ok()) else {
-                continue;
-            };
-            if let Some(why) = self.policy.blocks_url(&url) {
-                return Err(ApiError::field(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    field,
-                    format!("{field}: {why}"),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// Makes sure no queued run of a deleted or paused check starts: workers
