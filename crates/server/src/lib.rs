@@ -53,7 +53,7 @@ impl Application {
     /// stops the scheduler and drains HTTP.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr, "api listening");
-        let metrics = pulse_telemetry::ServerMetrics::new();
+        let metrics = pulse_runtime::ServerMetrics::new();
         let scheduler = self.settings.scheduler_enabled.then(|| {
             tokio::spawn(scheduler::run(
                 pulse_store::CheckStore::new(self.services.pool.clone()),

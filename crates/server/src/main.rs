@@ -1,47 +1,59 @@
-//! `server`: the API and scheduler. Also manages API keys:
+//! `server`: the API and scheduler; `server --help` lists every setting.
+//! Also manages API keys:
 //!
 //!   server create-api-key --name NAME   prints a new key alone on stdout
 //!   server revoke-api-key --name NAME   revokes every key with that name
 
 use anyhow::{bail, Context};
+use clap::Parser;
+use pulse_server::settings::{Cli, Command};
 use pulse_server::{Application, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None => serve().await,
-        Some(cmd @ ("create-api-key" | "revoke-api-key")) => {
-            let name = match args.get(1..).unwrap_or_default() {
-                [flag, name] if flag == "--name" && !name.trim().is_empty() => name.trim(),
-                _ => bail!("usage: server {cmd} --name <name>"),
-            };
-            api_keys(cmd, name).await
-        }
-        Some(other) => bail!(
-            "unknown command {other:?}; usage: server [create-api-key --name <name> | revoke-api-key --name <name>]"
-        ),
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(&cli.args).await,
+        Some(Command::CreateApiKey { name }) => api_keys(&cli.args, true, &name).await,
+        Some(Command::RevokeApiKey { name }) => api_keys(&cli.args, false, &name).await,
     }
 }
 
-async fn serve() -> anyhow::Result<()> {
-    let settings = Settings::from_env().context("reading settings")?;
+async fn serve(args: &pulse_server::settings::ServerArgs) -> anyhow::Result<()> {
+    let settings = Settings::from_args(args).context("reading settings")?;
     pulse_store::runtime::init_tracing(&settings.services.log_format);
-    tracing::info!(?settings, "starting server");
+    tracing::info!(
+        binary = "server",
+        version = env!("CARGO_PKG_VERSION"),
+        ?settings,
+        "starting"
+    );
     let shutdown = pulse_store::runtime::shutdown_on_signal();
     let app = Application::build(settings, &shutdown).await?;
     app.run(shutdown).await
 }
 
-async fn api_keys(cmd: &str, name: &str) -> anyhow::Result<()> {
-    let url = pulse_store::runtime::env_required("DATABASE_URL")?;
+async fn api_keys(
+    args: &pulse_server::settings::ServerArgs,
+    create: bool,
+    name: &str,
+) -> anyhow::Result<()> {
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("--name must not be empty");
+    }
+    let url = args
+        .services
+        .database_url
+        .clone()
+        .context("DATABASE_URL is required")?;
     let pool = pulse_store::pg::pool(&url, 1)?;
     pulse_store::pg::migrate(&pool)
         .await
         .context("connecting to postgres")?;
     let keys = pulse_store::pg::api_keys::ApiKeyStore::new(pool);
-    if cmd == "create-api-key" {
+    if create {
         println!("{}", keys.create(name).await?);
     } else {
         let n = keys.revoke(name).await?;

@@ -8,8 +8,8 @@
 //! between claim and push loses nothing: the lease expires and the slot is
 //! re-queued.
 
+use pulse_runtime::ServerMetrics as Metrics;
 use pulse_store::{CheckStore, Queue};
-use pulse_telemetry::ServerMetrics as Metrics;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::SchedulerSettings;

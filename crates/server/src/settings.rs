@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pulse_store::runtime::{env_or, ServiceSettings};
+use pulse_store::runtime::ServiceSettings;
 use pulse_store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -72,46 +72,118 @@ impl Settings {
         }
     }
 
-    pub fn from_env() -> Result<Settings, StoreError> {
-        let d = Settings::with_services(ServiceSettings::from_env()?);
+    /// Settings from the command line and environment (see [`ServerArgs`]).
+    pub fn from_args(a: &ServerArgs) -> Result<Settings, StoreError> {
+        let d = Settings::with_services(a.services.settings()?);
         Ok(Settings {
-            host: env_or("HOST", "0.0.0.0".to_string())?,
-            port: env_or("PORT", 8080)?,
-            scheduler_enabled: env_or("SCHEDULER_ENABLED", d.scheduler_enabled)?,
-            auth_required: match env_or("API_AUTH", "required".to_string())?.as_str() {
-                "required" => true,
-                "off" => false,
-                other => {
-                    return Err(StoreError::Config(format!(
-                        "API_AUTH={other:?}: use required or off"
-                    )))
-                }
-            },
-            metrics_need_key: env_or("METRICS_REQUIRE_KEY", d.metrics_need_key)?,
-            target_policy: env_or("TARGET_POLICY", "default".to_string())?
+            host: a.host.clone(),
+            port: a.port,
+            scheduler_enabled: a.scheduler_enabled,
+            auth_required: a.api_auth == ApiAuth::Required,
+            metrics_need_key: a.metrics_require_key,
+            target_policy: a
+                .target_policy
                 .parse()
                 .map_err(|e| StoreError::Config(format!("TARGET_POLICY={e}")))?,
             http: crate::http::HttpLimits {
-                header_read_timeout: Duration::from_millis(env_or(
-                    "HTTP_HEADER_TIMEOUT_MS",
-                    10_000,
-                )?),
-                max_connections: env_or("HTTP_MAX_CONNECTIONS", d.http.max_connections)?,
-                drain: Duration::from_millis(env_or("HTTP_DRAIN_MS", 10_000)?),
+                header_read_timeout: Duration::from_millis(a.http_header_timeout_ms),
+                max_connections: a.http_max_connections.max(1),
+                drain: Duration::from_millis(a.http_drain_ms),
             },
             limits: crate::api::Limits {
-                per_key: env_or("API_RATE_LIMIT", d.limits.per_key)?,
-                per_ip: env_or("API_IP_RATE_LIMIT", d.limits.per_ip)?,
+                per_key: a.api_rate_limit,
+                per_ip: a.api_ip_rate_limit,
             },
             scheduler: SchedulerSettings {
-                poll: Duration::from_millis(env_or(
-                    "SCHEDULER_POLL_MS",
-                    d.scheduler.poll.as_millis() as u64,
-                )?),
-                batch: env_or("SCHEDULER_BATCH", d.scheduler.batch)?,
-                lease_margin_ms: env_or("LEASE_MARGIN_MS", d.scheduler.lease_margin_ms)?,
+                poll: Duration::from_millis(a.scheduler_poll_ms.max(1)),
+                batch: a.scheduler_batch.max(1),
+                lease_margin_ms: a.lease_margin_ms,
             },
             services: d.services,
         })
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApiAuth {
+    /// Every `/checks` route needs an API key.
+    Required,
+    /// Anyone who can reach the API may use it.
+    Off,
+}
+
+/// `server`: the Pulse API and scheduler. Every setting is an environment
+/// variable (a `.env` file is read too; the environment wins), or the flag
+/// of the same name.
+#[derive(Debug, clap::Parser)]
+#[command(name = "server", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub args: ServerArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Creates an API key and prints it, alone, on stdout.
+    CreateApiKey {
+        #[arg(long)]
+        name: String,
+    },
+    /// Revokes every live API key with this name.
+    RevokeApiKey {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub services: pulse_runtime::ServiceArgs,
+    /// Listen address.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// API port.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// `required`: `/checks` needs an API key; `off`: open (trusted networks only).
+    #[arg(long, env = "API_AUTH", value_enum, default_value = "required")]
+    pub api_auth: ApiAuth,
+    /// Requests per second per API key (bursts of twice that).
+    #[arg(long, env = "API_RATE_LIMIT", default_value_t = 50)]
+    pub api_rate_limit: u32,
+    /// Requests per second per client IP, before authentication.
+    #[arg(long, env = "API_IP_RATE_LIMIT", default_value_t = 100)]
+    pub api_ip_rate_limit: u32,
+    /// Whether `/metrics` on the API port needs an API key.
+    #[arg(long, env = "METRICS_REQUIRE_KEY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub metrics_require_key: bool,
+    /// A request's headers must arrive within this many ms (also the idle
+    /// limit of a keep-alive connection).
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
+    /// API connections open at once; more are closed as they arrive.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub http_max_connections: usize,
+    /// On SIGTERM, how long (ms) open API requests may finish.
+    #[arg(long, env = "HTTP_DRAIN_MS", default_value_t = 10_000)]
+    pub http_drain_ms: u64,
+    /// Run the scheduler in this server.
+    #[arg(long, env = "SCHEDULER_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub scheduler_enabled: bool,
+    /// How often (ms) due checks are claimed.
+    #[arg(long, env = "SCHEDULER_POLL_MS", default_value_t = 500)]
+    pub scheduler_poll_ms: u64,
+    /// Checks claimed per statement.
+    #[arg(long, env = "SCHEDULER_BATCH", default_value_t = 1000)]
+    pub scheduler_batch: i64,
+    /// A run's lease is its run budget plus this margin (ms), from the claim.
+    #[arg(long, env = "LEASE_MARGIN_MS", default_value_t = 5000)]
+    pub lease_margin_ms: i64,
+    /// `default` (all but cloud metadata and link-local) or `public-only`;
+    /// check and webhook URLs whose IP literal it refuses are invalid.
+    #[arg(long, env = "TARGET_POLICY", default_value = "default")]
+    pub target_policy: String,
 }

@@ -353,7 +353,7 @@ async fn ready_is_503_naming_the_service_that_is_down() {
             per_key: 50,
             per_ip: 100,
         },
-        pulse_telemetry::ServerMetrics::new(),
+        pulse_runtime::ServerMetrics::new(),
         Default::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

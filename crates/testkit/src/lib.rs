@@ -539,3 +539,68 @@ pub fn keyed_client(key: &str) -> reqwest::Client {
         .build()
         .expect("http client")
 }
+
+/// The configuration table of the README: each variable with the binaries
+/// that read it (`server`, `worker` or `both`).
+pub fn readme_variables() -> Vec<(String, String)> {
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap_or_default();
+    section
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((name.to_string(), cells.get(2)?.to_string()))
+        })
+        .collect()
+}
+
+/// The environment variables a binary's `--help` lists (`[env: NAME=...]`).
+pub fn help_variables(binary: &str) -> Vec<String> {
+    let out = std::process::Command::new(binary)
+        .arg("--help")
+        .env_clear()
+        .output()
+        .expect("run --help");
+    assert!(out.status.success(), "--help failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("Usage:"), "{text}");
+    text.split("[env: ")
+        .skip(1)
+        .filter_map(|rest| {
+            let end = rest.find(['=', ']'])?;
+            Some(rest[..end].to_string())
+        })
+        .collect()
+}
+
+/// Checks that `--help` of `binary` (named `who`: server or worker) and the
+/// README's configuration table list the same variables, and that
+/// `.env.example` names each of them.
+pub fn assert_help_matches_readme(binary: &str, who: &str) {
+    let mut help = help_variables(binary);
+    help.sort();
+    help.dedup();
+    let mut readme: Vec<String> = readme_variables()
+        .into_iter()
+        .filter(|(_, used_by)| used_by == who || used_by == "both")
+        .map(|(name, _)| name)
+        .filter(|name| name != "RUST_LOG") // read by the log filter, not a setting
+        .collect();
+    readme.sort();
+    assert_eq!(
+        help, readme,
+        "{who}: --help and the README's configuration table differ"
+    );
+    let example = include_str!("../../../.env.example");
+    for name in &help {
+        assert!(
+            example.contains(&format!("{name}=")),
+            ".env.example does not list {name}"
+        );
+    }
+}

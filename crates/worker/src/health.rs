@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use pulse_runtime::WorkerMetrics as Metrics;
 use pulse_store::runtime::Services;
-use pulse_telemetry::WorkerMetrics as Metrics;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,7 @@ pub async fn serve(
             "/metrics",
             get(move || async move {
                 (
-                    [("content-type", pulse_telemetry::CONTENT_TYPE)],
+                    [("content-type", pulse_runtime::CONTENT_TYPE)],
                     metrics.render(),
                 )
             }),

@@ -28,9 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use finisher::Finisher;
 use liveness::Liveness;
+use pulse_runtime::WorkerMetrics as Metrics;
 use pulse_store::pg::outbox::ResultOutbox;
 use pulse_store::queue::HEARTBEAT_EVERY;
-use pulse_telemetry::WorkerMetrics as Metrics;
 pub use runner::{process_one, RunContext};
 pub use settings::Settings;
 use writer::Writer;

@@ -1,12 +1,22 @@
+//! `worker`: runs checks; `worker --help` lists every setting.
+
 use anyhow::Context;
+use clap::Parser;
+use pulse_worker::settings::Cli;
 use pulse_worker::{Settings, Worker};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
-    let settings = Settings::from_env().context("reading settings")?;
+    let cli = Cli::parse();
+    let settings = Settings::from_args(&cli).context("reading settings")?;
     pulse_store::runtime::init_tracing(&settings.services.log_format);
-    tracing::info!(?settings, "starting worker");
+    tracing::info!(
+        binary = "worker",
+        version = env!("CARGO_PKG_VERSION"),
+        ?settings,
+        "starting"
+    );
     let shutdown = pulse_store::runtime::shutdown_on_signal();
     let worker = Worker::build(settings, &shutdown).await?;
     worker.run(shutdown).await

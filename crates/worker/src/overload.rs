@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use pulse_core::webhook::{signature_header, WebhookKey};
-use pulse_telemetry::WorkerMetrics as Metrics;
+use pulse_runtime::WorkerMetrics as Metrics;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

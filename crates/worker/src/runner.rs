@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use pulse_checker::{Checker, Probe};
 use pulse_core::{AlertKind, AlertPayload, Job, RetrySkipped, RunOutcome};
+use pulse_runtime::metrics::StatusLabel;
+use pulse_runtime::WorkerMetrics as Metrics;
 use pulse_store::pg::checks::{Finish, NewAlert};
-use pulse_telemetry::metrics::StatusLabel;
-use pulse_telemetry::WorkerMetrics as Metrics;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;

@@ -1,8 +1,9 @@
-//! The worker's settings, from the environment (and `.env`).
+//! The worker's settings: [`Cli`] declares each variable once (flag, `env`,
+//! doc comment, default); [`Settings`] is what the worker runs with.
 
 use std::time::Duration;
 
-use pulse_store::runtime::{env_or, ServiceSettings};
+use pulse_store::runtime::ServiceSettings;
 use pulse_store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -91,69 +92,123 @@ impl Settings {
         }
     }
 
-    pub fn from_env() -> Result<Settings, StoreError> {
-        let d = Settings::with_services(ServiceSettings::from_env()?);
-        let ms = |v: Duration| v.as_millis() as u64;
+    /// Settings from the command line and environment (see [`Cli`]).
+    pub fn from_args(a: &Cli) -> Result<Settings, StoreError> {
+        let d = Settings::with_services(a.services.settings()?);
+        let config = |name: &str, e: String| StoreError::Config(format!("{name} {e}"));
+        let webhook_secret = match a.webhook_secret.as_deref().map(str::trim) {
+            Some(v) if !v.is_empty() => Some(
+                pulse_core::webhook::WebhookKey::parse(v)
+                    .map_err(|e| config("WEBHOOK_SECRET", e))?,
+            ),
+            _ => None,
+        };
+        let extra_ca = match a.extra_ca_file.as_deref().map(str::trim) {
+            Some(path) if !path.is_empty() => {
+                pulse_checker::ExtraRoots::from_pem_file(path.as_ref())
+                    .map_err(|e| config("EXTRA_CA_FILE", e.to_string()))?
+            }
+            _ => Default::default(),
+        };
         Ok(Settings {
-            worker_id: env_or("WORKER_ID", d.worker_id.clone())?,
-            host: env_or("HOST", "0.0.0.0".to_string())?,
-            port: env_or("WORKER_PORT", 8081)?,
-            concurrency: env_or("WORKER_CONCURRENCY", d.concurrency)?.max(1),
-            body_limit: env_or("RESPONSE_BODY_LIMIT", d.body_limit)?,
-            batch_size: env_or("CLICKHOUSE_BATCH_SIZE", d.batch_size)?.max(1),
-            flush_interval: Duration::from_millis(env_or(
-                "CLICKHOUSE_FLUSH_MS",
-                ms(d.flush_interval),
-            )?),
-            max_buffer: env_or("CLICKHOUSE_MAX_BUFFER", d.max_buffer)?,
-            webhook_timeout: Duration::from_millis(env_or(
-                "WEBHOOK_TIMEOUT_MS",
-                ms(d.webhook_timeout),
-            )?),
-            webhook_retry_for: Duration::from_secs(env_or(
-                "WEBHOOK_RETRY_FOR_SECS",
-                d.webhook_retry_for.as_secs(),
-            )?),
-            webhook_backoff: Duration::from_millis(env_or(
-                "WEBHOOK_BACKOFF_MS",
-                ms(d.webhook_backoff),
-            )?),
-            webhook_secret: match std::env::var("WEBHOOK_SECRET") {
-                Ok(v) if !v.trim().is_empty() => Some(
-                    pulse_core::webhook::WebhookKey::parse(v.trim())
-                        .map_err(|e| StoreError::Config(format!("WEBHOOK_SECRET {e}")))?,
-                ),
-                _ => None,
-            },
-            alerter_poll: Duration::from_millis(env_or("ALERTER_POLL_MS", ms(d.alerter_poll))?),
-            shutdown_grace: Duration::from_millis(env_or(
-                "SHUTDOWN_GRACE_MS",
-                ms(d.shutdown_grace),
-            )?),
-            target_policy: env_or("TARGET_POLICY", "default".to_string())?
+            worker_id: a.worker_id.clone().unwrap_or(d.worker_id),
+            host: a.host.clone(),
+            port: a.worker_port,
+            concurrency: a.worker_concurrency.max(1),
+            body_limit: a.response_body_limit,
+            batch_size: a.clickhouse_batch_size.max(1),
+            flush_interval: Duration::from_millis(a.clickhouse_flush_ms.max(1)),
+            max_buffer: a.clickhouse_max_buffer,
+            webhook_timeout: Duration::from_millis(a.webhook_timeout_ms),
+            webhook_retry_for: Duration::from_secs(a.webhook_retry_for_secs),
+            webhook_backoff: Duration::from_millis(a.webhook_backoff_ms),
+            alerter_poll: Duration::from_millis(a.alerter_poll_ms.max(1)),
+            shutdown_grace: Duration::from_millis(a.shutdown_grace_ms),
+            target_policy: a
+                .target_policy
                 .parse()
-                .map_err(|e| StoreError::Config(format!("TARGET_POLICY={e}")))?,
+                .map_err(|e| config("TARGET_POLICY", e))?,
             overload: crate::overload::OverloadSettings {
-                lag_threshold: Duration::from_millis(env_or("OVERLOAD_LAG_MS", 5000)?),
-                sustained: Duration::from_secs(env_or("OVERLOAD_FOR_SECS", 60)?),
-                webhook_url: std::env::var("SYSTEM_WEBHOOK_URL")
-                    .ok()
-                    .map(|v| v.trim().to_string())
-                    .filter(|v| !v.is_empty()),
-                secret: None,
+                lag_threshold: Duration::from_millis(a.overload_lag_ms),
+                sustained: Duration::from_secs(a.overload_for_secs),
+                webhook_url: a
+                    .system_webhook_url
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
+                secret: webhook_secret.clone(),
             },
-            extra_ca: match std::env::var("EXTRA_CA_FILE") {
-                Ok(path) if !path.trim().is_empty() => {
-                    pulse_checker::ExtraRoots::from_pem_file(path.trim().as_ref())
-                        .map_err(|e| StoreError::Config(format!("EXTRA_CA_FILE {e}")))?
-                }
-                _ => Default::default(),
-            },
+            webhook_secret,
+            extra_ca,
             services: d.services,
         })
-        .map(|mut s: Settings| {
-            s.overload.secret = s.webhook_secret.clone();
-            s
-        })
     }
+}
+
+/// `worker`: runs Pulse's checks. Every setting is an environment variable
+/// (a `.env` file is read too; the environment wins), or the flag of the
+/// same name.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "worker", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub services: pulse_runtime::ServiceArgs,
+    /// Names this worker's processing list in Redis [default: <hostname>-<random>].
+    #[arg(long, env = "WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Listen address of `/health`, `/ready` and `/metrics`.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port of `/health`, `/ready` and `/metrics`.
+    #[arg(long, env = "WORKER_PORT", default_value_t = 8081)]
+    pub worker_port: u16,
+    /// Runs in flight at once (runs wait on the network: about 900 fit in 43 MB).
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 1000)]
+    pub worker_concurrency: usize,
+    /// Bytes of a response body read; a run is judged on those.
+    #[arg(long, env = "RESPONSE_BODY_LIMIT", default_value_t = pulse_checker::DEFAULT_BODY_LIMIT)]
+    pub response_body_limit: usize,
+    /// Rows per ClickHouse insert at most.
+    #[arg(long, env = "CLICKHOUSE_BATCH_SIZE", default_value_t = 1000)]
+    pub clickhouse_batch_size: usize,
+    /// Longest (ms) a result waits before it is written to ClickHouse.
+    #[arg(long, env = "CLICKHOUSE_FLUSH_MS", default_value_t = 1000)]
+    pub clickhouse_flush_ms: u64,
+    /// Results kept while ClickHouse is down; beyond it the oldest are dropped.
+    #[arg(long, env = "CLICKHOUSE_MAX_BUFFER", default_value_t = 100_000)]
+    pub clickhouse_max_buffer: usize,
+    /// One webhook delivery attempt (ms).
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value_t = 5000)]
+    pub webhook_timeout_ms: u64,
+    /// Global webhook signing key, `whsec_` + base64.
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// How long (s) a failing delivery is retried, from the alert.
+    #[arg(long, env = "WEBHOOK_RETRY_FOR_SECS", default_value_t = 86_400)]
+    pub webhook_retry_for_secs: u64,
+    /// First retry delay (ms); doubles per attempt, capped at 1 h, with jitter.
+    #[arg(long, env = "WEBHOOK_BACKOFF_MS", default_value_t = 1000)]
+    pub webhook_backoff_ms: u64,
+    /// How often (ms) the webhook outbox is read (new alerts also wake it).
+    #[arg(long, env = "ALERTER_POLL_MS", default_value_t = 1000)]
+    pub alerter_poll_ms: u64,
+    /// `default` (all but cloud metadata and link-local) or `public-only`.
+    #[arg(long, env = "TARGET_POLICY", default_value = "default")]
+    pub target_policy: String,
+    /// PEM file of CA certificates checks trust beside the system store.
+    #[arg(long, env = "EXTRA_CA_FILE")]
+    pub extra_ca_file: Option<String>,
+    /// Time (ms) in-flight runs get to finish after SIGTERM.
+    #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 15_000)]
+    pub shutdown_grace_ms: u64,
+    /// Scheduling lag p99 (ms, over 30 s) above which the worker is overloaded.
+    #[arg(long, env = "OVERLOAD_LAG_MS", default_value_t = 5000)]
+    pub overload_lag_ms: u64,
+    /// How long (s) the lag must stay above it before overload is reported.
+    #[arg(long, env = "OVERLOAD_FOR_SECS", default_value_t = 60)]
+    pub overload_for_secs: u64,
+    /// Operator webhook for `overload` and `overload_resolved` alerts.
+    #[arg(long, env = "SYSTEM_WEBHOOK_URL")]
+    pub system_webhook_url: Option<String>,
 }

@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
+use pulse_runtime::WorkerMetrics as Metrics;
 use pulse_store::pg::outbox::ResultOutbox;
 use pulse_store::ResultsStore;
-use pulse_telemetry::WorkerMetrics as Metrics;
 use tokio_util::sync::CancellationToken;
 
 pub struct Writer {

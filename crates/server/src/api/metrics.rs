@@ -5,7 +5,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use pulse_telemetry::metrics::{RequestLabels, RouteLabels};
+use pulse_runtime::metrics::{RequestLabels, RouteLabels};
 
 use super::AppState;
 
@@ -15,7 +15,7 @@ pub fn router() -> Router<AppState> {
 
 async fn render(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [("content-type", pulse_telemetry::CONTENT_TYPE)],
+        [("content-type", pulse_runtime::CONTENT_TYPE)],
         state.metrics.render(),
     )
 }

@@ -12,10 +12,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::Router;
 use pulse_core::policy::TargetPolicy;
+use pulse_runtime::ServerMetrics as Metrics;
 use pulse_store::pg::api_keys::ApiKeyStore;
 use pulse_store::runtime::Services;
 use pulse_store::{AlertStore, CheckStore};
-use pulse_telemetry::ServerMetrics as Metrics;
 
 pub use auth::Limits;
 pub use error::ApiError;
