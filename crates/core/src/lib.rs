@@ -2,7 +2,9 @@
 //! outcomes, queue jobs and the alert state machine. No I/O lives here.
 
 pub mod alert;
+pub mod api_key;
 pub mod check;
+pub mod delivery;
 pub mod job;
 pub mod policy;
 pub mod redact;

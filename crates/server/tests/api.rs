@@ -623,7 +623,9 @@ async fn sigterm_stops_the_server_cleanly() {
         .env("REDIS_PREFIX", &env.redis_prefix)
         .env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -647,6 +649,27 @@ async fn sigterm_stops_the_server_cleanly() {
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
     assert!(reqwest::get(&url).await.is_err(), "no longer listening");
+    // The logs: a start-up line with the version, and an access log line
+    // per request.
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut server.stdout.take().unwrap(), &mut out)
+        .await
+        .unwrap();
+    let lines: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "starting"
+            && l["fields"]["version"] == env!("CARGO_PKG_VERSION")),
+        "{out}"
+    );
+    assert!(
+        lines.iter().any(|l| l["span"]["path"] == "/ready"
+            && l["fields"]["status"] == 200
+            && l["fields"]["latency"].is_string()),
+        "no access log line for /ready:\n{out}"
+    );
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use pulse_core::delivery;
 use pulse_core::policy::TargetPolicy;
 use pulse_core::redact::webhook_origin;
 use pulse_core::webhook::{signature_header, WebhookKey};
@@ -190,18 +191,16 @@ impl Alerter {
             );
         }
         match req.body(body).send().await {
-            Ok(resp) if resp.status().is_success() => Attempt::Delivered {
-                code: resp.status().as_u16(),
-            },
             Ok(resp) => {
                 let code = resp.status().as_u16();
-                Attempt::Failed {
-                    code: Some(code),
-                    error: format!("webhook answered {code}"),
-                    retry_at: if code == 410 {
-                        None
-                    } else {
-                        self.retry_at(d.attempts, d.created_at)
+                match delivery::judge(code) {
+                    delivery::Answer::Delivered => Attempt::Delivered { code },
+                    answer => Attempt::Failed {
+                        code: Some(code),
+                        error: format!("webhook answered {code}"),
+                        retry_at: (answer == delivery::Answer::Retry)
+                            .then(|| self.retry_at(d.attempts, d.created_at))
+                            .flatten(),
                     },
                 }
             }
@@ -229,11 +228,7 @@ impl Alerter {
         attempts: i32,
         created_at: chrono::DateTime<Utc>,
     ) -> Option<chrono::DateTime<Utc>> {
-        let doubling = 1u32 << (attempts - 1).clamp(0, 20);
-        let delay = (self.policy.backoff * doubling).min(Duration::from_secs(3600));
-        let jitter: f64 = rand::random_range(0.5..1.5);
-        let at = Utc::now() + chrono::Duration::from_std(delay.mul_f64(jitter)).ok()?;
-        let deadline = created_at + chrono::Duration::from_std(self.policy.retry_for).ok()?;
-        (at <= deadline).then_some(at)
+        let pause = delivery::backoff(self.policy.backoff, attempts, rand::random_range(0.5..1.5));
+        delivery::next_attempt(Utc::now(), created_at, self.policy.retry_for, pause)
     }
 }

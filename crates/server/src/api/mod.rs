@@ -94,6 +94,20 @@ pub fn router(state: AppState, metrics_need_key: bool) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::from_fn(error::uri_limit))
+        // The access log: one line per request with method, path (not the
+        // query: it may carry a cursor or a name), status and latency.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::extract::Request| {
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Millis),
+                ),
+        )
         .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
 }

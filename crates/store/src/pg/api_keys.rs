@@ -1,9 +1,6 @@
-//! API keys. A key is `pulse_<lookup>_<secret>`: `lookup` (8 hex chars)
-//! finds the row, `secret` is 256 random bits (base64url). Only a SHA-256
-//! hash of the whole key is stored, and it is compared in constant time.
+//! API keys, stored (format: `pulse_core::api_key`). Only a SHA-256 hash of
+//! the whole key is stored, and it is compared in constant time.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -47,7 +44,7 @@ impl ApiKeyStore {
         rand::rng().fill_bytes(&mut secret);
         let id = Uuid::new_v4();
         let lookup = id.simple().to_string()[..8].to_string();
-        let key = format!("pulse_{lookup}_{}", URL_SAFE_NO_PAD.encode(secret));
+        let key = pulse_core::api_key::format(&lookup, &secret);
         sqlx::query("INSERT INTO api_keys (id, name, lookup, key_hash) VALUES ($1, $2, $3, $4)")
             .bind(id)
             .bind(name)
@@ -70,11 +67,7 @@ impl ApiKeyStore {
     }
 
     pub async fn check(&self, presented: &str) -> Result<KeyCheck> {
-        let Some(lookup) = presented
-            .strip_prefix("pulse_")
-            .and_then(|rest| rest.split('_').next())
-            .filter(|l| l.len() == 8)
-        else {
+        let Some(lookup) = pulse_core::api_key::lookup(presented) else {
             return Ok(KeyCheck::Unknown);
         };
         let row: Option<(Uuid, String, Vec<u8>, bool)> = sqlx::query_as(
