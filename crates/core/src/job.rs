@@ -5,12 +5,10 @@
 //! with the lease, so a worker runs a job without reading the check again.
 //! Jobs travel through Redis as JSON.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::IncidentState;
+use crate::{CheckSpec, IncidentState};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
@@ -28,23 +26,12 @@ pub struct Job {
     pub check: JobCheck,
 }
 
-/// The part of a check a run needs, as it was when the slot was claimed.
+/// The check as it was when the slot was claimed: its definition (without
+/// the webhook secret, which never leaves Postgres) and its alert state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobCheck {
-    pub name: String,
-    pub url: String,
-    pub method: String,
-    pub headers: BTreeMap<String, String>,
-    pub body: Option<String>,
-    pub expected_status: u16,
-    pub body_contains: Option<String>,
-    pub timeout_ms: i32,
-    pub alert_threshold: i32,
-    #[serde(default)]
-    pub retries: i32,
-    #[serde(default)]
-    pub interval_seconds: i32,
-    pub webhook_url: Option<String>,
+    #[serde(flatten)]
+    pub spec: CheckSpec,
     /// Alert state after the previous run; nothing else writes it while the
     /// lease is held.
     pub consecutive_fails: i32,
@@ -80,8 +67,9 @@ impl Job {
     /// pauses between them. The scheduler's lease is this plus its margin
     /// (the claim computes the same sum in SQL).
     pub fn run_budget_ms(&self) -> i64 {
-        let retries = self.check.retries.clamp(0, 5);
-        i64::from(self.check.timeout_ms) * i64::from(retries + 1) + 200 * ((1i64 << retries) - 1)
+        let retries = self.check.spec.retries.clamp(0, 5);
+        i64::from(self.check.spec.timeout_ms) * i64::from(retries + 1)
+            + 200 * ((1i64 << retries) - 1)
     }
 
     fn margin_ms(&self) -> i64 {
@@ -101,13 +89,13 @@ impl Job {
     /// whole timeout, when that is shorter) is skipped, and the error says
     /// why.
     pub fn retry_window(&self, n: u8, now_ms: i64) -> Result<i64, RetrySkipped> {
-        if i32::from(n) > self.check.retries {
+        if i32::from(n) > self.check.spec.retries {
             return Err(RetrySkipped::NoneLeft);
         }
         let start = now_ms + Self::retry_backoff_ms(n);
-        let next_slot = self.slot_ms + i64::from(self.check.interval_seconds) * 1000;
+        let next_slot = self.slot_ms + i64::from(self.check.spec.interval_seconds) * 1000;
         let lease_end = self.lease_expires_ms - self.margin_ms() / 2;
-        let timeout = i64::from(self.check.timeout_ms);
+        let timeout = i64::from(self.check.spec.timeout_ms);
         let window = timeout.min(next_slot - start).min(lease_end - start);
         if window >= timeout.min(MIN_RETRY_MS) {
             Ok(window)
@@ -157,18 +145,15 @@ mod tests {
             claimed_ms: 1_700_000_000_123,
             lease_expires_ms: 1_700_000_007_123,
             check: JobCheck {
-                name: "n".into(),
-                url: "http://a/".into(),
-                method: "GET".into(),
-                headers: BTreeMap::from([("x".into(), "y".into())]),
-                body: None,
-                expected_status: 200,
-                body_contains: Some("ok".into()),
-                timeout_ms: 5000,
-                alert_threshold: 3,
-                retries: 2,
-                interval_seconds: 60,
-                webhook_url: None,
+                spec: CheckSpec {
+                    name: "n".into(),
+                    url: "http://a/".into(),
+                    headers: std::collections::BTreeMap::from([("x".into(), "y".into())]),
+                    body_contains: Some("ok".into()),
+                    timeout_ms: 5000,
+                    retries: 2,
+                    ..CheckSpec::defaults()
+                },
                 consecutive_fails: 1,
                 incident_open: false,
             },
@@ -190,7 +175,7 @@ mod tests {
     #[test]
     fn retries_stay_within_the_lease_and_before_the_next_slot() {
         let mut job = job();
-        job.check.timeout_ms = 1000;
+        job.check.spec.timeout_ms = 1000;
         // 2 retries: budget 3 x 1 s + 200 + 400 ms = 3.6 s; margin 2 s.
         assert_eq!(job.run_budget_ms(), 3600);
         job.lease_expires_ms = job.claimed_ms + 5600;
@@ -211,9 +196,9 @@ mod tests {
     fn a_retry_gets_the_time_left_before_the_next_slot() {
         // The example: every 2 s, timeout 3 s, 1 retry.
         let mut job = job();
-        job.check.interval_seconds = 2;
-        job.check.timeout_ms = 3000;
-        job.check.retries = 1;
+        job.check.spec.interval_seconds = 2;
+        job.check.spec.timeout_ms = 3000;
+        job.check.spec.retries = 1;
         job.lease_expires_ms = job.claimed_ms + job.run_budget_ms() + 5000;
         // The first attempt failed fast: the retry (after 200 ms) has the
         // rest of the 2 s.
@@ -233,7 +218,7 @@ mod tests {
     #[test]
     fn a_job_starts_only_if_its_run_fits_in_the_lease() {
         let mut job = job();
-        job.check.retries = 0;
+        job.check.spec.retries = 0;
         // Lease ends 7 s after the claim: timeout 5 s, margin 2 s. It may
         // wait up to half the margin.
         assert!(job.can_start(job.claimed_ms));

@@ -157,8 +157,8 @@ async fn the_claim_hands_over_the_check_and_its_alert_state() {
     let id = check(&store, 60).await;
     let job = &store.claim_due(10, 1000).await.unwrap()[0];
     assert_eq!(job.check_id, id);
-    assert_eq!(job.check.url, "http://127.0.0.1:9/");
-    assert_eq!(job.check.timeout_ms, 10_000);
+    assert_eq!(job.check.spec.url, "http://127.0.0.1:9/");
+    assert_eq!(job.check.spec.timeout_ms, 10_000);
     assert_eq!(job.check.consecutive_fails, 0);
     // Lease: timeout 10 s + margin 1 s from the claim.
     let lease = job.lease_expires_ms - Utc::now().timestamp_millis();
@@ -361,8 +361,8 @@ async fn the_sql_run_budget_is_the_jobs_run_budget() {
                 .fetch_one(store.pool())
                 .await
                 .unwrap();
-            job.check.timeout_ms = timeout;
-            job.check.retries = retries;
+            job.check.spec.timeout_ms = timeout;
+            job.check.spec.retries = retries;
             assert_eq!(
                 sql,
                 job.run_budget_ms(),

@@ -74,7 +74,7 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
     ctx.overload.record(lag_ms as u64);
     let (state, kind) = job
         .incident_state()
-        .next(outcome.status.is_success(), job.check.alert_threshold);
+        .next(outcome.status.is_success(), job.check.spec.alert_threshold);
     let alert = kind.map(|kind| new_alert(&job, kind, &outcome, state.consecutive_fails));
     tracing::debug!(check_id = %job.check_id, status = outcome.status.as_str(), latency_ms = outcome.latency_ms, "run done");
     let finish = Finish {
@@ -124,7 +124,7 @@ async fn run_with_retries(ctx: &RunContext, job: &Job, epoch: u64) -> Option<Run
 }
 
 fn probe(job: &Job) -> Probe<'_> {
-    let c = &job.check;
+    let c = &job.check.spec;
     Probe {
         method: &c.method,
         url: &c.url,
@@ -141,9 +141,9 @@ fn new_alert(job: &Job, kind: AlertKind, outcome: &RunOutcome, consecutive_fails
     let payload = AlertPayload {
         alert_id: id,
         check_id: job.check_id,
-        check_name: job.check.name.clone(),
+        check_name: job.check.spec.name.clone(),
         // The target's credentials stay out of the webhook.
-        url: pulse_core::redact::redact_url_str(&job.check.url),
+        url: pulse_core::redact::redact_url_str(&job.check.spec.url),
         kind,
         status: outcome.status.as_str().to_string(),
         error: outcome.error.clone(),
@@ -158,6 +158,6 @@ fn new_alert(job: &Job, kind: AlertKind, outcome: &RunOutcome, consecutive_fails
         id,
         kind,
         payload: serde_json::to_value(&payload).unwrap_or_default(),
-        webhook_url: job.check.webhook_url.clone(),
+        webhook_url: job.check.spec.webhook_url.clone(),
     }
 }

@@ -1,10 +1,9 @@
 //! The worker's one step, `process_one`, driven directly: no queue, no
 //! scheduler, no database; a hand-made job against a local target.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use pulse_core::{Job, JobCheck};
+use pulse_core::{CheckSpec, Job, JobCheck};
 use pulse_testkit::Target;
 use pulse_worker::finisher::Done;
 use pulse_worker::liveness::Liveness;
@@ -21,18 +20,14 @@ fn job(url: String, retries: i32) -> Job {
         claimed_ms: now,
         lease_expires_ms: now + 60_000,
         check: JobCheck {
-            name: "step".into(),
-            url,
-            method: "GET".into(),
-            headers: BTreeMap::new(),
-            body: None,
-            expected_status: 200,
-            body_contains: None,
-            timeout_ms: 2000,
-            alert_threshold: 1,
-            retries,
-            interval_seconds: 60,
-            webhook_url: None,
+            spec: CheckSpec {
+                name: "step".into(),
+                url,
+                timeout_ms: 2000,
+                alert_threshold: 1,
+                retries,
+                ..CheckSpec::defaults()
+            },
             consecutive_fails: 0,
             incident_open: false,
         },
