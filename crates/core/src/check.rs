@@ -38,9 +38,10 @@ pub struct CheckSpec {
     pub retries: i32,
     pub webhook_url: Option<String>,
     /// Signing key for this check's webhooks (`whsec_...`), used beside the
-    /// global `WEBHOOK_SECRET`. Write-only: never shown by the API.
-    #[serde(skip_serializing, default)]
-    pub webhook_secret: Option<String>,
+    /// global `WEBHOOK_SECRET`. Write-only: never shown by the API, never
+    /// put on the queue.
+    #[serde(skip)]
+    pub webhook_secret: Option<crate::webhook::WebhookKey>,
     pub enabled: bool,
 }
 
@@ -221,7 +222,16 @@ impl CheckInput {
             spec.webhook_url = v.map(|u| u.trim().to_string());
         }
         if let Some(v) = self.webhook_secret {
-            spec.webhook_secret = v.map(|u| u.trim().to_string());
+            spec.webhook_secret = match v {
+                None => None,
+                Some(raw) => {
+                    no_nul("webhook_secret", &raw)?;
+                    Some(
+                        crate::webhook::WebhookKey::parse(raw.trim())
+                            .map_err(|m| invalid("webhook_secret", m))?,
+                    )
+                }
+            };
         }
         if let Some(v) = not_null("enabled", self.enabled)? {
             spec.enabled = v;
@@ -274,7 +284,6 @@ impl CheckSpec {
             ("body", &self.body),
             ("body_contains", &self.body_contains),
             ("webhook_url", &self.webhook_url),
-            ("webhook_secret", &self.webhook_secret),
         ] {
             if let (name, Some(v)) = field {
                 no_nul(name, v)?;
@@ -335,9 +344,6 @@ impl CheckSpec {
         }
         if let Some(hook) = &self.webhook_url {
             http_url("webhook_url", hook, policy)?;
-        }
-        if let Some(secret) = &self.webhook_secret {
-            crate::webhook::WebhookKey::parse(secret).map_err(|m| invalid("webhook_secret", m))?;
         }
         Ok(())
     }

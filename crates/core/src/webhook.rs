@@ -33,6 +33,11 @@ impl WebhookKey {
         Ok(WebhookKey(bytes))
     }
 
+    /// The key written as it is parsed: `whsec_<base64>`.
+    pub fn encode(&self) -> String {
+        format!("whsec_{}", STANDARD.encode(&self.0))
+    }
+
     /// `v1,<base64 signature>` of one message.
     pub fn sign(&self, id: &str, timestamp: i64, body: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("hmac takes any key length");

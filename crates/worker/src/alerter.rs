@@ -173,11 +173,8 @@ impl Alerter {
         let body = d.payload.to_string();
         let id = d.id.to_string();
         let timestamp = Utc::now().timestamp();
-        let own = d
-            .webhook_secret
-            .as_deref()
-            .and_then(|s| WebhookKey::parse(s).ok());
-        let keys: Vec<&WebhookKey> = self.policy.secret.iter().chain(own.iter()).collect();
+        let own = d.webhook_secret.as_ref();
+        let keys: Vec<&WebhookKey> = self.policy.secret.iter().chain(own).collect();
         let mut req = self
             .client
             .post(&d.webhook_url)

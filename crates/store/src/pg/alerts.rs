@@ -6,6 +6,8 @@ use serde::Serialize;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
+use pulse_core::webhook::WebhookKey;
+
 use crate::Result;
 
 #[derive(Clone)]
@@ -38,7 +40,7 @@ pub struct AlertRecord {
 }
 
 /// A delivery the alerter has claimed.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct Delivery {
     pub id: Uuid,
     pub webhook_url: String,
@@ -46,7 +48,31 @@ pub struct Delivery {
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
     /// The check's own signing key, if it has one.
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<WebhookKey>,
+}
+
+#[derive(FromRow)]
+struct DeliveryRow {
+    id: Uuid,
+    webhook_url: String,
+    payload: serde_json::Value,
+    attempts: i32,
+    created_at: DateTime<Utc>,
+    webhook_secret: Option<String>,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(r: DeliveryRow) -> Delivery {
+        Delivery {
+            id: r.id,
+            webhook_url: r.webhook_url,
+            payload: r.payload,
+            attempts: r.attempts,
+            created_at: r.created_at,
+            // Validated when stored.
+            webhook_secret: r.webhook_secret.and_then(|k| WebhookKey::parse(&k).ok()),
+        }
+    }
 }
 
 /// How one delivery attempt went.
@@ -91,7 +117,7 @@ impl AlertStore {
     /// counts an attempt and pushes `next_attempt_at` out by `claim_secs`, so
     /// a crashed alerter's claim is retried later by any alerter.
     pub async fn claim_deliveries(&self, limit: i64, claim_secs: i64) -> Result<Vec<Delivery>> {
-        Ok(sqlx::query_as(
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
             "UPDATE alerts a SET attempts = a.attempts + 1, \
                 next_attempt_at = now() + $2 * interval '1 second' \
              WHERE a.id IN ( \
@@ -103,7 +129,8 @@ impl AlertStore {
         .bind(limit)
         .bind(claim_secs as f64)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Records attempt number `n` (taking `duration_ms`) in the attempt log

@@ -67,7 +67,10 @@ impl From<CheckRow> for Check {
                 alert_threshold: r.alert_threshold,
                 retries: r.retries,
                 webhook_url: r.webhook_url,
-                webhook_secret: r.webhook_secret,
+                // Validated when stored.
+                webhook_secret: r
+                    .webhook_secret
+                    .and_then(|k| pulse_core::webhook::WebhookKey::parse(&k).ok()),
                 enabled: r.enabled,
             },
             last_status: r.last_status,
@@ -222,7 +225,11 @@ fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
         .bind(spec.alert_threshold)
         .bind(&spec.webhook_url)
         .bind(spec.enabled)
-        .bind(&spec.webhook_secret)
+        .bind(
+            spec.webhook_secret
+                .as_ref()
+                .map(pulse_core::webhook::WebhookKey::encode),
+        )
         .bind(spec.retries)
 }
 
