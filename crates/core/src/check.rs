@@ -349,6 +349,13 @@ impl CheckSpec {
     }
 }
 
+fn last_status<S: serde::Serializer>(
+    v: &Option<crate::RunStatus>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.map_or("unknown", crate::RunStatus::as_str))
+}
+
 /// A stored check as the API shows it: its definition, identity, schedule
 /// and the summary of its last run.
 #[derive(Debug, Clone, Serialize)]
@@ -356,7 +363,9 @@ pub struct Check {
     pub id: uuid::Uuid,
     #[serde(flatten)]
     pub spec: CheckSpec,
-    pub last_status: String,
+    /// The last run's status; `unknown` before the first run.
+    #[serde(serialize_with = "last_status")]
+    pub last_status: Option<crate::RunStatus>,
     #[serde(serialize_with = "crate::time::ms_opt")]
     pub last_run_at: Option<chrono::DateTime<chrono::Utc>>,
     pub last_latency_ms: Option<i32>,

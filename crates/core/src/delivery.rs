@@ -5,6 +5,21 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+/// Where an alert's delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type))]
+#[cfg_attr(feature = "sqlx", sqlx(type_name = "text", rename_all = "lowercase"))]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    Delivered,
+    /// Gave up: out of time, `410 Gone`, or refused by the target policy.
+    Failed,
+    /// The check has no webhook.
+    Skipped,
+}
+
 /// Longest pause between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 

@@ -3,9 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The original design's four run statuses.
+/// The original design's four run statuses, and `missed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type))]
+#[cfg_attr(feature = "sqlx", sqlx(type_name = "text", rename_all = "lowercase"))]
 pub enum RunStatus {
     /// Expected status code and body.
     Success,
@@ -15,6 +17,8 @@ pub enum RunStatus {
     Timeout,
     /// The request could not be made (DNS, connect, TLS, protocol).
     Error,
+    /// No request was made: the slot fell due while its worker was lost.
+    Missed,
 }
 
 impl RunStatus {
@@ -24,11 +28,25 @@ impl RunStatus {
             RunStatus::Fail => "fail",
             RunStatus::Timeout => "timeout",
             RunStatus::Error => "error",
+            RunStatus::Missed => "missed",
         }
     }
 
     pub fn is_success(self) -> bool {
         self == RunStatus::Success
+    }
+
+    /// Every status, as stored and shown.
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Success,
+        RunStatus::Fail,
+        RunStatus::Timeout,
+        RunStatus::Error,
+        RunStatus::Missed,
+    ];
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
-use pulse_core::{CheckInput, IncidentState, Job, RunOutcome};
+use pulse_core::{CheckInput, IncidentState, Job, RunOutcome, RunStatus};
 use pulse_store::pg::checks::{Finish, NewAlert};
 use pulse_store::{pg, CheckStore};
 use pulse_testkit::TestEnv;
@@ -178,7 +178,7 @@ async fn the_state_write_is_fenced_by_the_lease_token() {
         .await
         .unwrap()
         .is_empty());
-    assert_eq!(store.get(id).await.unwrap().last_status, "unknown");
+    assert_eq!(store.get(id).await.unwrap().last_status, None);
     // The holder can, once: the write releases the lease.
     assert_eq!(
         store.finish_batch(&[finish(&job)], "w").await.unwrap(),
@@ -190,7 +190,7 @@ async fn the_state_write_is_fenced_by_the_lease_token() {
         .unwrap()
         .is_empty());
     let check = store.get(id).await.unwrap();
-    assert_eq!(check.last_status, "success");
+    assert_eq!(check.last_status, Some(RunStatus::Success));
     assert_eq!(check.last_status_code, Some(200));
 }
 
@@ -219,14 +219,21 @@ async fn a_batch_writes_each_run_and_its_alert_atomically() {
     want.sort();
     assert_eq!(written, want);
     assert_eq!(store.get(a).await.unwrap().consecutive_fails, 1);
-    assert_eq!(store.get(b).await.unwrap().last_status, "success");
+    assert_eq!(
+        store.get(b).await.unwrap().last_status,
+        Some(RunStatus::Success)
+    );
     let alerts = pulse_store::AlertStore::new(store.pool().clone())
         .for_check(a, 10)
         .await
         .unwrap();
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].kind, "failure");
-    assert_eq!(alerts[0].delivery_state, "skipped", "no webhook configured");
+    assert_eq!(alerts[0].kind, pulse_core::AlertKind::Failure);
+    assert_eq!(
+        alerts[0].delivery_state,
+        pulse_core::delivery::DeliveryState::Skipped,
+        "no webhook configured"
+    );
     // Their results wait in the outbox, written in the same statement.
     let outbox = pulse_store::pg::outbox::ResultOutbox::new(store.pool().clone());
     assert_eq!(outbox.len().await.unwrap(), 2);

@@ -6,7 +6,9 @@ use serde::Serialize;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
+use pulse_core::delivery::DeliveryState;
 use pulse_core::webhook::WebhookKey;
+use pulse_core::AlertKind;
 
 use crate::Result;
 
@@ -21,12 +23,12 @@ pub struct AlertRecord {
     pub id: Uuid,
     pub check_id: Uuid,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: AlertKind,
     pub status: String,
     pub error: Option<String>,
     pub consecutive_fails: i32,
     pub payload: serde_json::Value,
-    pub delivery_state: String,
+    pub delivery_state: DeliveryState,
     pub attempts: i32,
     pub last_response_code: Option<i32>,
     pub last_error: Option<String>,

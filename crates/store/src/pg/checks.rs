@@ -34,6 +34,7 @@ struct CheckRow {
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     enabled: bool,
+    /// `unknown` before the first run.
     last_status: String,
     last_run_at: Option<DateTime<Utc>>,
     last_latency_ms: Option<i32>,
@@ -73,7 +74,7 @@ impl From<CheckRow> for Check {
                     .and_then(|k| pulse_core::webhook::WebhookKey::parse(&k).ok()),
                 enabled: r.enabled,
             },
-            last_status: r.last_status,
+            last_status: pulse_core::RunStatus::parse(&r.last_status),
             last_run_at: r.last_run_at,
             last_latency_ms: r.last_latency_ms,
             last_status_code: r.last_status_code,
