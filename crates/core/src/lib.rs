@@ -3,6 +3,7 @@
 
 pub mod alert;
 pub mod api_key;
+pub mod assertion;
 pub mod check;
 pub mod delivery;
 pub mod job;
