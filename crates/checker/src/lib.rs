@@ -35,8 +35,8 @@ pub struct Probe<'a> {
     pub headers: &'a BTreeMap<String, String>,
     pub body: Option<&'a str>,
     pub timeout: Duration,
-    pub expected_status: u16,
-    pub body_contains: Option<&'a str>,
+    /// What the response must satisfy.
+    pub expect: pulse_core::run::Expectations<'a>,
 }
 
 /// Root certificates trusted beside the system store and the built-in
@@ -101,6 +101,14 @@ impl ExtraRoots {
             .iter()
             .fold(builder, |b, cert| b.add_root_certificate(cert.clone()))
     }
+}
+
+/// A response as read: status, headers, and the body up to the cap.
+struct Answer {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
 }
 
 #[derive(Clone)]
@@ -241,18 +249,28 @@ impl Checker {
                 let (reason, text) = classify(&e);
                 RunOutcome::failed(started_at, latency_ms, reason, text)
             }
-            Ok(Ok((code, body))) => RunOutcome::judge(
-                started_at,
-                latency_ms,
-                code,
-                probe.expected_status,
-                probe.body_contains,
-                &body,
-            ),
+            Ok(Ok(answer)) => {
+                let response = pulse_core::assertion::Response {
+                    status: answer.status,
+                    headers: &answer.headers,
+                    body: &answer.body,
+                    latency_ms,
+                };
+                let mut outcome = RunOutcome::judge(started_at, &response, &probe.expect);
+                if !outcome.status.is_up() {
+                    outcome.excerpt = Some(pulse_core::run::excerpt(
+                        answer.status,
+                        &answer.reason,
+                        &answer.headers,
+                        &answer.body,
+                    ));
+                }
+                outcome
+            }
         }
     }
 
-    async fn fetch(&self, probe: &Probe<'_>) -> Result<(u16, Vec<u8>), reqwest::Error> {
+    async fn fetch(&self, probe: &Probe<'_>) -> Result<Answer, reqwest::Error> {
         let method =
             reqwest::Method::from_bytes(probe.method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let mut req = self
@@ -266,10 +284,25 @@ impl Checker {
             req = req.body(body.to_string());
         }
         let mut resp = req.send().await?;
-        let code = resp.status().as_u16();
+        let status = resp.status();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
         // Read up to the cap and stop there: the response is dropped with
-        // its connection. Keep the bytes only when `body_contains` needs them.
-        let keep = probe.body_contains.is_some();
+        // its connection. Keep the whole body only when judging needs it;
+        // otherwise its start, for a failed run's excerpt.
+        let keep = if probe.expect.needs_body() {
+            self.body_limit
+        } else {
+            pulse_core::run::EXCERPT_BODY_BYTES.min(self.body_limit)
+        };
         let mut body = Vec::new();
         let mut read = 0usize;
         while read < self.body_limit {
@@ -277,12 +310,16 @@ impl Checker {
                 break;
             };
             let take = chunk.len().min(self.body_limit - read);
-            if keep {
-                body.extend_from_slice(&chunk[..take]);
-            }
+            let room = keep.saturating_sub(body.len()).min(take);
+            body.extend_from_slice(&chunk[..room]);
             read += take;
         }
-        Ok((code, body))
+        Ok(Answer {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or_default().to_string(),
+            headers,
+            body,
+        })
     }
 }
 

@@ -19,8 +19,7 @@ fn probe<'a>(url: &'a str, headers: &'a BTreeMap<String, String>) -> Probe<'a> {
         headers,
         body: None,
         timeout: Duration::from_millis(2000),
-        expected_status: 200,
-        body_contains: None,
+        expect: pulse_core::run::Expectations::status(200, None),
     }
 }
 
@@ -72,9 +71,9 @@ async fn body_contains_passes_and_fails() {
     let h = BTreeMap::new();
     let url = target.url("/ok");
     let mut p = probe(&url, &h);
-    p.body_contains = Some("healthy");
+    p.expect.body_contains = Some("healthy");
     assert_eq!(checker.run(&p).await.status, RunStatus::Success);
-    p.body_contains = Some("on fire");
+    p.expect.body_contains = Some("on fire");
     let out = checker.run(&p).await;
     assert_eq!(out.status, RunStatus::Fail);
     assert_eq!(out.failure_reason, Some(FailureReason::BodyMismatch));
@@ -261,7 +260,7 @@ async fn an_endless_body_is_read_up_to_the_limit_and_judged_on_it() {
         let (url, written) = endless_target().await;
         let mut p = probe(&url, &h);
         p.timeout = Duration::from_secs(10);
-        p.body_contains = contains;
+        p.expect.body_contains = contains;
         let started = std::time::Instant::now();
         let out = checker.run(&p).await;
         let took = started.elapsed();

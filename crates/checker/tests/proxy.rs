@@ -62,8 +62,7 @@ fn checks_and_webhooks_ignore_proxy_variables() {
                 headers: &headers,
                 body: None,
                 timeout: Duration::from_secs(2),
-                expected_status: 200,
-                body_contains: None,
+                expect: pulse_core::run::Expectations::status(200, None),
             })
             .await;
         assert_eq!(out.failure_reason, Some(FailureReason::Blocked), "{out:?}");

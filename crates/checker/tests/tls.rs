@@ -71,8 +71,7 @@ async fn check(roots: &ExtraRoots, url: &str) -> RunOutcome {
             headers: &headers,
             body: None,
             timeout: Duration::from_secs(5),
-            expected_status: 200,
-            body_contains: Some("ok"),
+            expect: pulse_core::run::Expectations::status(200, Some("ok")),
         })
         .await
 }

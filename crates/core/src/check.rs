@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::assertion::{Assertion, MAX_ASSERTIONS};
+
 use crate::policy::TargetPolicy;
 
 pub const MAX_NAME_LEN: usize = 200;
@@ -43,6 +45,20 @@ pub struct CheckSpec {
     #[serde(skip)]
     pub webhook_secret: Option<crate::webhook::WebhookKey>,
     pub enabled: bool,
+    /// What the response must satisfy, beside `expected_status` and
+    /// `body_contains` (which stay as shorthands).
+    #[serde(default)]
+    pub assertions: Vec<Assertion>,
+    /// A run that passes but takes longer than this is `degraded`.
+    #[serde(default)]
+    pub degraded_ms: Option<i32>,
+    /// A run that takes longer than this fails (reason `slow`).
+    #[serde(default)]
+    pub max_response_ms: Option<i32>,
+    /// Whether a streak of `alert_threshold` degraded runs sends a
+    /// `degraded` alert (and fast runs after it a `recovery`).
+    #[serde(default)]
+    pub alert_on_degraded: bool,
 }
 
 impl CheckSpec {
@@ -63,6 +79,10 @@ impl CheckSpec {
             webhook_url: None,
             webhook_secret: None,
             enabled: true,
+            assertions: Vec::new(),
+            degraded_ms: None,
+            max_response_ms: None,
+            alert_on_degraded: false,
         }
     }
 }
@@ -71,13 +91,14 @@ impl CheckSpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct ValidationError {
-    pub field: &'static str,
+    /// The field, or the part of it (`assertions[2].target`).
+    pub field: std::borrow::Cow<'static, str>,
     pub message: String,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
     ValidationError {
-        field,
+        field: field.into(),
         message: message.into(),
     }
 }
@@ -119,6 +140,15 @@ pub struct CheckInput {
     pub webhook_secret: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub enabled: Option<Option<bool>>,
+    /// Kept as JSON until validated, so a bad assertion is named by index.
+    #[serde(default, deserialize_with = "present")]
+    pub assertions: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "present")]
+    pub degraded_ms: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_response_ms: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub alert_on_degraded: Option<Option<bool>>,
 }
 
 /// Every field [`CheckInput`] accepts (the API names an unknown one).
@@ -137,6 +167,10 @@ pub const INPUT_FIELDS: &[&str] = &[
     "webhook_url",
     "webhook_secret",
     "enabled",
+    "assertions",
+    "degraded_ms",
+    "max_response_ms",
+    "alert_on_degraded",
 ];
 
 /// Marks a field that was present in the JSON, even when it was `null`.
@@ -236,9 +270,98 @@ impl CheckInput {
         if let Some(v) = not_null("enabled", self.enabled)? {
             spec.enabled = v;
         }
+        if let Some(v) = self.assertions {
+            spec.assertions = parse_assertions(v.unwrap_or_default())?;
+        }
+        if let Some(v) = self.degraded_ms {
+            spec.degraded_ms = v
+                .map(|ms| in_range("degraded_ms", ms, 1, 120_000))
+                .transpose()?
+                .map(|ms| ms as i32);
+        }
+        if let Some(v) = self.max_response_ms {
+            spec.max_response_ms = v
+                .map(|ms| in_range("max_response_ms", ms, 1, 120_000))
+                .transpose()?
+                .map(|ms| ms as i32);
+        }
+        if let Some(v) = not_null("alert_on_degraded", self.alert_on_degraded)? {
+            spec.alert_on_degraded = v;
+        }
         spec.validate(policy)?;
         Ok(spec)
     }
+}
+
+/// Reads `assertions`: a list of at most [`MAX_ASSERTIONS`], each naming
+/// its fault as `assertions[i].field`.
+fn parse_assertions(v: serde_json::Value) -> Result<Vec<Assertion>, ValidationError> {
+    let items = match v {
+        serde_json::Value::Null => return Ok(Vec::new()),
+        serde_json::Value::Array(items) => items,
+        _ => return Err(invalid("assertions", "must be a list")),
+    };
+    if items.len() > MAX_ASSERTIONS {
+        return Err(invalid(
+            "assertions",
+            format!("at most {MAX_ASSERTIONS} assertions"),
+        ));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = |part: &str, message: String| ValidationError {
+                field: format!("assertions[{i}].{part}").into(),
+                message,
+            };
+            let Some(object) = item.as_object() else {
+                return Err(ValidationError {
+                    field: format!("assertions[{i}]").into(),
+                    message: "must be an object".into(),
+                });
+            };
+            for key in object.keys() {
+                if !["source", "property", "comparison", "target"].contains(&key.as_str()) {
+                    return Err(at(key, "unknown field".into()));
+                }
+            }
+            for part in ["source", "comparison"] {
+                if !object.contains_key(part) {
+                    return Err(at(part, "is required".into()));
+                }
+            }
+            for part in ["source", "property", "comparison", "target"] {
+                if let Some(v) = object.get(part) {
+                    if !(v.is_string() || v.is_null() || (part == "target" && v.is_number())) {
+                        return Err(at(part, "must be a string".into()));
+                    }
+                }
+            }
+            let mut object = object.clone();
+            if let Some(n) = object.get("target").filter(|t| t.is_number()).cloned() {
+                object.insert("target".into(), serde_json::Value::String(n.to_string()));
+            }
+            let assertion: Assertion =
+                match serde_json::from_value(serde_json::Value::Object(object.clone())) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let part = if serde_json::from_value::<crate::assertion::Source>(
+                            object.get("source").cloned().unwrap_or_default(),
+                        )
+                        .is_err()
+                        {
+                            "source"
+                        } else {
+                            "comparison"
+                        };
+                        return Err(at(part, format!("is not one this API knows ({e})")));
+                    }
+                };
+            assertion.validate().map_err(|e| at(e.field, e.message))?;
+            Ok(assertion)
+        })
+        .collect()
 }
 
 fn in_range(field: &'static str, v: i64, min: i64, max: i64) -> Result<i64, ValidationError> {
@@ -345,6 +468,11 @@ impl CheckSpec {
         if let Some(hook) = &self.webhook_url {
             http_url("webhook_url", hook, policy)?;
         }
+        if let (Some(d), Some(m)) = (self.degraded_ms, self.max_response_ms) {
+            if d >= m {
+                return Err(invalid("degraded_ms", "must be below max_response_ms"));
+            }
+        }
         Ok(())
     }
 }
@@ -394,8 +522,8 @@ mod tests {
             .create(TargetPolicy::Default)
     }
 
-    fn field_of(v: serde_json::Value) -> &'static str {
-        create(v).unwrap_err().field
+    fn field_of(v: serde_json::Value) -> String {
+        create(v).unwrap_err().field.into_owned()
     }
 
     #[test]
@@ -532,6 +660,53 @@ mod tests {
             o[field] = value;
             assert_eq!(field_of(o), field);
         }
+    }
+
+    #[test]
+    fn a_bad_assertion_is_named_by_its_index_and_part() {
+        let ok = json!({"source": "status_code", "comparison": "equals", "target": 200});
+        let with = |list: serde_json::Value| {
+            create(json!({"name": "x", "url": "http://a", "assertions": list}))
+        };
+        let spec = with(json!([ok.clone()])).unwrap();
+        assert_eq!(spec.assertions[0].target.as_deref(), Some("200"));
+        let field = |list: serde_json::Value| with(list).unwrap_err().field.to_string();
+        assert_eq!(
+            field(json!([ok.clone(), {"source": "cookie", "comparison": "exists"}])),
+            "assertions[1].source"
+        );
+        assert_eq!(
+            field(json!([{"source": "text_body", "comparison": "resembles", "target": "a"}])),
+            "assertions[0].comparison"
+        );
+        assert_eq!(
+            field(json!([{"source": "json_body", "property": "$[", "comparison": "exists"}])),
+            "assertions[0].property"
+        );
+        assert_eq!(
+            field(json!([{"source": "text_body", "comparison": "matches", "target": "("}])),
+            "assertions[0].target"
+        );
+        assert_eq!(
+            field(json!([{"source": "text_body", "comparison": "contains"}])),
+            "assertions[0].target"
+        );
+        assert_eq!(
+            field(json!([{"comparison": "exists"}])),
+            "assertions[0].source"
+        );
+        assert_eq!(field(serde_json::Value::Array(vec![ok; 21])), "assertions");
+        assert_eq!(field(json!("all")), "assertions");
+    }
+
+    #[test]
+    fn degraded_must_be_below_the_failure_limit() {
+        let c = |d: i64, m: i64| {
+            create(json!({"name": "x", "url": "http://a", "degraded_ms": d, "max_response_ms": m}))
+        };
+        assert!(c(500, 2000).is_ok());
+        assert_eq!(c(2000, 500).unwrap_err().field, "degraded_ms");
+        assert_eq!(c(0, 500).unwrap_err().field, "degraded_ms");
     }
 
     #[test]

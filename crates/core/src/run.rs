@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::assertion::{evaluate, first_failure, Assertion, AssertionResult, Response, Source};
+
 /// The original design's four run statuses, and `missed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -11,6 +13,9 @@ use serde::{Deserialize, Serialize};
 pub enum RunStatus {
     /// Expected status code and body.
     Success,
+    /// Everything as expected, but slower than the check's `degraded_ms`.
+    /// Counts as up: it opens no incident.
+    Degraded,
     /// The target answered, but not as expected.
     Fail,
     /// No complete answer within `timeout_ms`.
@@ -25,6 +30,7 @@ impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Success => "success",
+            RunStatus::Degraded => "degraded",
             RunStatus::Fail => "fail",
             RunStatus::Timeout => "timeout",
             RunStatus::Error => "error",
@@ -36,9 +42,15 @@ impl RunStatus {
         self == RunStatus::Success
     }
 
+    /// Whether the target was up: a success, or a degraded (slow) success.
+    pub fn is_up(self) -> bool {
+        matches!(self, RunStatus::Success | RunStatus::Degraded)
+    }
+
     /// Every status, as stored and shown.
-    pub const ALL: [RunStatus; 5] = [
+    pub const ALL: [RunStatus; 6] = [
         RunStatus::Success,
+        RunStatus::Degraded,
         RunStatus::Fail,
         RunStatus::Timeout,
         RunStatus::Error,
@@ -60,6 +72,10 @@ pub enum FailureReason {
     Timeout,
     StatusMismatch,
     BodyMismatch,
+    /// An assertion failed; the run's error names the first one.
+    Assertion,
+    /// Slower than the check's `max_response_ms`.
+    Slow,
     /// The target's address is refused by the target policy.
     Blocked,
     /// Any other transport or protocol error (bad redirect, broken body...).
@@ -75,6 +91,8 @@ impl FailureReason {
             FailureReason::Timeout => "timeout",
             FailureReason::StatusMismatch => "status_mismatch",
             FailureReason::BodyMismatch => "body_mismatch",
+            FailureReason::Assertion => "assertion",
+            FailureReason::Slow => "slow",
             FailureReason::Blocked => "blocked",
             FailureReason::Request => "request",
         }
@@ -84,7 +102,10 @@ impl FailureReason {
     pub fn status(self) -> RunStatus {
         match self {
             FailureReason::Timeout => RunStatus::Timeout,
-            FailureReason::StatusMismatch | FailureReason::BodyMismatch => RunStatus::Fail,
+            FailureReason::StatusMismatch
+            | FailureReason::BodyMismatch
+            | FailureReason::Assertion
+            | FailureReason::Slow => RunStatus::Fail,
             FailureReason::Dns
             | FailureReason::Connect
             | FailureReason::Tls
@@ -105,25 +126,82 @@ pub struct RunOutcome {
     pub started_at: DateTime<Utc>,
     /// Attempts made: 1, plus the check's retries that were used.
     pub attempts: u8,
+    /// Every assertion's outcome, in the check's order.
+    pub assertions: Vec<AssertionResult>,
+    /// For a failed run that got a response: its status line, headers and
+    /// the first [`EXCERPT_BODY_BYTES`] of its body.
+    pub excerpt: Option<String>,
+}
+
+/// Body bytes kept in a failed run's excerpt.
+pub const EXCERPT_BODY_BYTES: usize = 4096;
+
+/// What a response must satisfy to pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Expectations<'a> {
+    pub expected_status: u16,
+    pub body_contains: Option<&'a str>,
+    pub assertions: &'a [Assertion],
+    pub degraded_ms: Option<i32>,
+    pub max_response_ms: Option<i32>,
+}
+
+impl<'a> Expectations<'a> {
+    /// Only a status code (and maybe a text), the original design's rules.
+    pub fn status(expected_status: u16, body_contains: Option<&'a str>) -> Expectations<'a> {
+        Expectations {
+            expected_status,
+            body_contains,
+            assertions: &[],
+            degraded_ms: None,
+            max_response_ms: None,
+        }
+    }
+
+    /// Whether judging needs the whole body read (up to the cap), not just
+    /// the excerpt.
+    pub fn needs_body(&self) -> bool {
+        self.body_contains.is_some()
+            || self
+                .assertions
+                .iter()
+                .any(|a| matches!(a.source, Source::JsonBody | Source::TextBody))
+    }
+}
+
+/// A response's status line, headers and the start of its body, as text.
+pub fn excerpt(status: u16, reason: &str, headers: &[(String, String)], body: &[u8]) -> String {
+    let mut text = format!("HTTP {status} {reason}\n");
+    for (k, v) in headers {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    text.push('\n');
+    text.push_str(&String::from_utf8_lossy(
+        &body[..body.len().min(EXCERPT_BODY_BYTES)],
+    ));
+    text
 }
 
 impl RunOutcome {
-    /// Judges a response that arrived: status code first, then the body.
+    /// Judges a response that arrived: status code, then the body text,
+    /// then every assertion, then the time it took.
     pub fn judge(
         started_at: DateTime<Utc>,
-        latency_ms: u32,
-        status_code: u16,
-        expected_status: u16,
-        body_contains: Option<&str>,
-        body: &[u8],
+        response: &Response<'_>,
+        expect: &Expectations<'_>,
     ) -> RunOutcome {
-        let failure = if status_code != expected_status {
+        let results = evaluate(expect.assertions, response);
+        let latency_ms = response.latency_ms;
+        let failure = if response.status != expect.expected_status {
             Some((
                 FailureReason::StatusMismatch,
-                format!("expected status {expected_status}, got {status_code}"),
+                format!(
+                    "expected status {}, got {}",
+                    expect.expected_status, response.status
+                ),
             ))
-        } else if let Some(needle) = body_contains {
-            (!contains(body, needle.as_bytes())).then(|| {
+        } else if let Some(needle) = expect.body_contains {
+            (!contains(response.body, needle.as_bytes())).then(|| {
                 (
                     FailureReason::BodyMismatch,
                     format!("body does not contain {needle:?}"),
@@ -132,25 +210,40 @@ impl RunOutcome {
         } else {
             None
         };
-        match failure {
-            None => RunOutcome {
-                status: RunStatus::Success,
-                failure_reason: None,
-                latency_ms,
-                status_code: Some(status_code),
-                error: None,
-                started_at,
-                attempts: 1,
+        let failure = failure
+            .or_else(|| {
+                first_failure(expect.assertions, &results).map(|e| (FailureReason::Assertion, e))
+            })
+            .or_else(|| {
+                let max = expect.max_response_ms?;
+                (i64::from(latency_ms) > i64::from(max)).then(|| {
+                    (
+                        FailureReason::Slow,
+                        format!("took {latency_ms} ms, over max_response_ms {max}"),
+                    )
+                })
+            });
+        let (status, reason, error) = match failure {
+            Some((reason, error)) => (reason.status(), Some(reason), Some(error)),
+            None => match expect.degraded_ms {
+                Some(d) if i64::from(latency_ms) > i64::from(d) => (
+                    RunStatus::Degraded,
+                    None,
+                    Some(format!("took {latency_ms} ms, over degraded_ms {d}")),
+                ),
+                _ => (RunStatus::Success, None, None),
             },
-            Some((reason, error)) => RunOutcome {
-                status: reason.status(),
-                failure_reason: Some(reason),
-                latency_ms,
-                status_code: Some(status_code),
-                error: Some(error),
-                started_at,
-                attempts: 1,
-            },
+        };
+        RunOutcome {
+            status,
+            failure_reason: reason,
+            latency_ms,
+            status_code: Some(response.status),
+            error,
+            started_at,
+            attempts: 1,
+            assertions: results,
+            excerpt: None,
         }
     }
 
@@ -169,14 +262,15 @@ impl RunOutcome {
             error: Some(error),
             started_at,
             attempts: 1,
+            assertions: Vec::new(),
+            excerpt: None,
         }
     }
 }
 
-/// Substring search in linear time (`memmem`), whatever the input: a body
-/// of `aaaa...` searched for `aaa...b` must not cost length times length.
+/// Whether `needle` occurs in `haystack`, in linear time.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
+    needle.is_empty() || memchr::memmem::find(haystack, needle).is_some()
 }
 
 #[cfg(test)]
@@ -184,7 +278,84 @@ mod tests {
     use super::*;
 
     fn judge(code: u16, contains: Option<&str>, body: &str) -> RunOutcome {
-        RunOutcome::judge(Utc::now(), 5, code, 200, contains, body.as_bytes())
+        let r = Response {
+            status: code,
+            headers: &[],
+            body: body.as_bytes(),
+            latency_ms: 5,
+        };
+        RunOutcome::judge(Utc::now(), &r, &Expectations::status(200, contains))
+    }
+
+    fn with(
+        assertions: serde_json::Value,
+        latency_ms: u32,
+        degraded: Option<i32>,
+        max: Option<i32>,
+    ) -> RunOutcome {
+        let assertions: Vec<Assertion> = serde_json::from_value(assertions).unwrap();
+        let headers = vec![("content-type".to_string(), "application/json".to_string())];
+        let r = Response {
+            status: 200,
+            headers: &headers,
+            body: br#"{"status": "down"}"#,
+            latency_ms,
+        };
+        let expect = Expectations {
+            expected_status: 200,
+            body_contains: None,
+            assertions: &assertions,
+            degraded_ms: degraded,
+            max_response_ms: max,
+        };
+        RunOutcome::judge(Utc::now(), &r, &expect)
+    }
+
+    #[test]
+    fn a_failed_assertion_fails_the_run_naming_it_and_every_result_is_kept() {
+        let out = with(
+            serde_json::json!([
+                {"source": "status_code", "comparison": "equals", "target": "200"},
+                {"source": "json_body", "property": "$.status", "comparison": "equals", "target": "ok"}
+            ]),
+            10,
+            None,
+            None,
+        );
+        assert_eq!(out.status, RunStatus::Fail);
+        assert_eq!(out.failure_reason, Some(FailureReason::Assertion));
+        assert_eq!(
+            out.error.as_deref(),
+            Some(r#"json_body $.status equals "ok": got "down""#)
+        );
+        assert_eq!(out.assertions.len(), 2);
+        assert!(out.assertions[0].passed);
+        assert!(!out.assertions[1].passed);
+    }
+
+    #[test]
+    fn slow_runs_are_degraded_and_too_slow_ones_fail() {
+        let none = serde_json::json!([]);
+        assert_eq!(
+            with(none.clone(), 100, Some(500), Some(2000)).status,
+            RunStatus::Success
+        );
+        let slow = with(none.clone(), 800, Some(500), Some(2000));
+        assert_eq!(slow.status, RunStatus::Degraded);
+        assert!(slow.status.is_up());
+        assert_eq!(slow.failure_reason, None);
+        let too_slow = with(none, 2500, Some(500), Some(2000));
+        assert_eq!(too_slow.status, RunStatus::Fail);
+        assert_eq!(too_slow.failure_reason, Some(FailureReason::Slow));
+    }
+
+    #[test]
+    fn an_excerpt_shows_the_status_line_headers_and_the_start_of_the_body() {
+        let headers = vec![("x-a".to_string(), "b".to_string())];
+        let body = vec![b'z'; 10_000];
+        let text = excerpt(503, "Service Unavailable", &headers, &body);
+        assert!(text.starts_with("HTTP 503 Service Unavailable\nx-a: b\n\n"));
+        assert_eq!(text.matches('z').count(), EXCERPT_BODY_BYTES);
     }
 
     #[test]

@@ -136,8 +136,22 @@ async fn concurrent_schedulers_never_claim_a_slot_twice() {
     assert_eq!(total, 300, "every due check claimed exactly once");
 }
 
+fn answered(code: u16) -> RunOutcome {
+    let response = pulse_core::assertion::Response {
+        status: code,
+        headers: &[],
+        body: b"",
+        latency_ms: 3,
+    };
+    RunOutcome::judge(
+        Utc::now(),
+        &response,
+        &pulse_core::run::Expectations::status(200, None),
+    )
+}
+
 fn outcome() -> RunOutcome {
-    RunOutcome::judge(Utc::now(), 3, 200, 200, None, b"")
+    answered(200)
 }
 
 fn finish(job: &Job) -> Finish {
@@ -202,7 +216,7 @@ async fn a_batch_writes_each_run_and_its_alert_atomically() {
     let jobs = store.claim_due(10, 1000).await.unwrap();
     let mut runs: Vec<Finish> = jobs.iter().map(finish).collect();
     let failing = runs.iter_mut().find(|r| r.check_id == a).unwrap();
-    failing.outcome = RunOutcome::judge(Utc::now(), 3, 500, 200, None, b"");
+    failing.outcome = answered(500);
     failing.state = IncidentState {
         consecutive_fails: 1,
         incident_open: true,

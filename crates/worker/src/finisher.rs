@@ -20,7 +20,7 @@ const LINGER: Duration = Duration::from_millis(20);
 const MAX_BATCH: usize = 500;
 
 pub enum Done {
-    Ran { raw: String, finish: Finish },
+    Ran { raw: String, finish: Box<Finish> },
     Skip { raw: String },
 }
 
@@ -60,7 +60,7 @@ impl Finisher {
             match item {
                 Done::Ran { raw, finish } => {
                     raws.push(raw);
-                    ran.push(finish);
+                    ran.push(*finish);
                 }
                 Done::Skip { raw } => raws.push(raw),
             }

@@ -74,7 +74,7 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
     ctx.overload.record(lag_ms as u64);
     let (state, kind) = job
         .incident_state()
-        .next(outcome.status.is_success(), job.check.spec.alert_threshold);
+        .next(outcome.status.is_up(), job.check.spec.alert_threshold);
     let alert = kind.map(|kind| new_alert(&job, kind, &outcome, state.consecutive_fails));
     tracing::debug!(check_id = %job.check_id, status = outcome.status.as_str(), latency_ms = outcome.latency_ms, "run done");
     let finish = Finish {
@@ -85,7 +85,13 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
         state,
         alert,
     };
-    let _ = ctx.done.send(Done::Ran { raw, finish }).await;
+    let _ = ctx
+        .done
+        .send(Done::Ran {
+            raw,
+            finish: Box::new(finish),
+        })
+        .await;
 }
 
 /// Runs the request, and again up to `retries` times while it fails, with a
@@ -99,7 +105,7 @@ async fn run_with_retries(ctx: &RunContext, job: &Job, epoch: u64) -> Option<Run
     let mut outcome = ctx.alive.guard(epoch, ctx.checker.run(&probe)).await?;
     let first_start = outcome.started_at;
     let mut n: u8 = 1;
-    while !outcome.status.is_success() {
+    while !outcome.status.is_up() {
         match job.retry_window(n, chrono::Utc::now().timestamp_millis()) {
             Ok(window_ms) => {
                 let pause = Duration::from_millis(Job::retry_backoff_ms(n) as u64);
@@ -131,8 +137,13 @@ fn probe(job: &Job) -> Probe<'_> {
         headers: &c.headers,
         body: c.body.as_deref(),
         timeout: Duration::from_millis(c.timeout_ms.max(1) as u64),
-        expected_status: c.expected_status,
-        body_contains: c.body_contains.as_deref(),
+        expect: pulse_core::run::Expectations {
+            expected_status: c.expected_status,
+            body_contains: c.body_contains.as_deref(),
+            assertions: &c.assertions,
+            degraded_ms: c.degraded_ms,
+            max_response_ms: c.max_response_ms,
+        },
     }
 }
 

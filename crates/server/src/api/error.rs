@@ -47,7 +47,7 @@ impl ApiError {
 
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
-        ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, e.field, e.to_string())
+        ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, &e.field, e.to_string())
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use pulse_core::assertion::Assertion;
 use pulse_core::{AlertKind, Check, CheckSpec, IncidentState, Job, JobCheck, RunOutcome};
 use sqlx::postgres::PgArguments;
 use sqlx::types::Json;
@@ -34,6 +35,10 @@ struct CheckRow {
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     enabled: bool,
+    assertions: Json<Vec<Assertion>>,
+    degraded_ms: Option<i32>,
+    max_response_ms: Option<i32>,
+    alert_on_degraded: bool,
     /// `unknown` before the first run.
     last_status: String,
     last_run_at: Option<DateTime<Utc>>,
@@ -48,7 +53,8 @@ struct CheckRow {
 }
 
 const CHECK_COLUMNS: &str = "id, name, url, method, headers, body, expected_status, body_contains, \
-    interval_seconds, timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, last_status, last_run_at, \
+    interval_seconds, timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, \
+    assertions, degraded_ms, max_response_ms, alert_on_degraded, last_status, last_run_at, \
     last_latency_ms, last_status_code, last_error, consecutive_fails, next_run_at, created_at, updated_at, version";
 
 impl From<CheckRow> for Check {
@@ -73,6 +79,10 @@ impl From<CheckRow> for Check {
                     .webhook_secret
                     .and_then(|k| pulse_core::webhook::WebhookKey::parse(&k).ok()),
                 enabled: r.enabled,
+                assertions: r.assertions.0,
+                degraded_ms: r.degraded_ms,
+                max_response_ms: r.max_response_ms,
+                alert_on_degraded: r.alert_on_degraded,
             },
             last_status: pulse_core::RunStatus::parse(&r.last_status),
             last_run_at: r.last_run_at,
@@ -141,6 +151,10 @@ struct ClaimRow {
     retries: i32,
     interval_seconds: i32,
     webhook_url: Option<String>,
+    assertions: Json<Vec<Assertion>>,
+    degraded_ms: Option<i32>,
+    max_response_ms: Option<i32>,
+    alert_on_degraded: bool,
     consecutive_fails: i32,
     incident_open: bool,
 }
@@ -171,6 +185,10 @@ impl From<ClaimRow> for Job {
                     webhook_secret: None,
                     // Only enabled checks are claimed.
                     enabled: true,
+                    assertions: r.assertions.0,
+                    degraded_ms: r.degraded_ms,
+                    max_response_ms: r.max_response_ms,
+                    alert_on_degraded: r.alert_on_degraded,
                 },
                 consecutive_fails: r.consecutive_fails,
                 incident_open: r.incident_open,
@@ -183,7 +201,8 @@ impl From<ClaimRow> for Job {
 const CLAIM_RETURNING: &str = "RETURNING c.id, c.lease_token, c.lease_slot, c.lease_expires_at, \
     now() AS claimed_at, \
     c.name, c.url, c.method, c.headers, c.body, c.expected_status, c.body_contains, c.timeout_ms, \
-    c.alert_threshold, c.retries, c.interval_seconds, c.webhook_url, c.consecutive_fails, \
+    c.alert_threshold, c.retries, c.interval_seconds, c.webhook_url, c.assertions, c.degraded_ms, \
+    c.max_response_ms, c.alert_on_degraded, c.consecutive_fails, \
     c.incident_open";
 
 /// The scheduler's claim statement (`$1` batch size, `$2` lease margin in
@@ -211,7 +230,7 @@ const RELEASE_LEASE: &str = "lease_token = gen_random_uuid(), catching_up = true
 
 type CheckQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, CheckRow, PgArguments>;
 
-/// Binds a spec's fields as parameters `$2` to `$15`, in column order.
+/// Binds a spec's fields as parameters `$2` to `$19`, in column order.
 fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
     query
         .bind(&spec.name)
@@ -232,6 +251,10 @@ fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
                 .map(pulse_core::webhook::WebhookKey::encode),
         )
         .bind(spec.retries)
+        .bind(Json(&spec.assertions))
+        .bind(spec.degraded_ms)
+        .bind(spec.max_response_ms)
+        .bind(spec.alert_on_degraded)
 }
 
 impl CheckStore {
@@ -248,8 +271,9 @@ impl CheckStore {
         let sql = format!(
             "INSERT INTO checks (id, name, url, method, headers, body, expected_status, body_contains, \
              interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, webhook_secret, \
-             retries, next_run_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, now()) \
+             retries, assertions, degraded_ms, max_response_ms, alert_on_degraded, next_run_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                 $18, $19, now()) \
              RETURNING {CHECK_COLUMNS}"
         );
         let query = sqlx::query_as(&sql).bind(Uuid::new_v4());
@@ -343,7 +367,8 @@ impl CheckStore {
             "UPDATE checks SET name = $2, url = $3, method = $4, headers = $5, body = $6, \
              expected_status = $7, body_contains = $8, interval_seconds = $9, timeout_ms = $10, \
              alert_threshold = $11, webhook_url = $12, enabled = $13, webhook_secret = $14, \
-             retries = $15, \
+             retries = $15, assertions = $16, degraded_ms = $17, max_response_ms = $18, \
+             alert_on_degraded = $19, \
              next_run_at = LEAST(next_run_at, now() + $9 * interval '1 second'), \
              updated_at = now(), version = version + 1 \
              WHERE id = $1 RETURNING {CHECK_COLUMNS}"
