@@ -1,4 +1,4 @@
-.PHONY: build build-worker run run-worker test dev bench soak lint fmt clean compose-check
+.PHONY: build build-worker run run-worker test script-tests dev bench soak lint fmt clean compose-check
 
 # Release binaries in target/release/.
 build:
@@ -16,7 +16,7 @@ run-worker:
 
 # Everything: fmt, clippy, compose files, and the whole test suite against
 # throwaway Postgres, Redis and ClickHouse (installed when missing).
-test: lint compose-check
+test: lint compose-check script-tests
 	cargo build --bins
 	scripts/with-services.sh cargo test --workspace --all-targets
 
@@ -42,6 +42,10 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+# The scripts' own tests (scripts/tests/*.sh), a few seconds.
+script-tests:
+	@for t in scripts/tests/*.sh; do echo "== $$t"; bash "$$t" || exit 1; done
 
 # Validates both compose files without a Docker engine.
 compose-check:
