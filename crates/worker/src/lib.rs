@@ -7,6 +7,7 @@
 pub mod alerter;
 pub mod finisher;
 mod health;
+pub mod retention;
 pub mod runner;
 pub mod settings;
 pub mod writer;
@@ -95,6 +96,12 @@ impl Worker {
         );
         let background = CancellationToken::new();
         let alerter_task = tokio::spawn(alerter.clone().run(background.clone()));
+        let retention_task = tokio::spawn(retention::run(
+            self.services.results.clone(),
+            s.results_retention_days,
+            retention::EVERY,
+            background.clone(),
+        ));
         let health_task = tokio::spawn(health::serve(
             self.listener,
             self.services.clone(),
@@ -203,7 +210,7 @@ impl Worker {
             tracing::warn!(error = %e, "retiring from queue failed");
         }
         background.cancel();
-        let _ = tokio::join!(alerter_task, health_task, heartbeat);
+        let _ = tokio::join!(alerter_task, health_task, heartbeat, retention_task);
         tracing::info!(
             written = metrics.results_written.get(),
             dropped = metrics.results_dropped.get(),

@@ -45,6 +45,9 @@ pub struct Settings {
     /// `SHUTDOWN_GRACE_MS`, default 15000: how long in-flight runs may take
     /// to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `RESULTS_RETENTION_DAYS`, default 30: days of runs kept in
+    /// ClickHouse (plus today); older days are dropped hourly. 0 keeps all.
+    pub results_retention_days: u32,
 }
 
 impl Settings {
@@ -71,6 +74,7 @@ impl Settings {
             alerter_poll: Duration::from_millis(1000),
             shutdown_grace: Duration::from_millis(15_000),
             target_policy: Default::default(),
+            results_retention_days: 30,
         }
     }
 
@@ -116,6 +120,7 @@ impl Settings {
             target_policy: env_or("TARGET_POLICY", "default".to_string())?
                 .parse()
                 .map_err(|e| StoreError::Config(format!("TARGET_POLICY={e}")))?,
+            results_retention_days: env_or("RESULTS_RETENTION_DAYS", d.results_retention_days)?,
             services: d.services,
         })
     }
