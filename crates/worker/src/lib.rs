@@ -118,7 +118,10 @@ impl Worker {
                 Ok(c) => break c,
                 Err(e) if !shutdown.is_cancelled() => {
                     tracing::warn!(error = %e, "redis consumer connect failed, retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
