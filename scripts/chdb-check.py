@@ -24,8 +24,8 @@ def load_chdb():
     except ImportError:
         pip = [sys.executable, "-m", "pip", "install", "--quiet", "chdb-core"]
         print("chdb-check: installing chdb-core", file=sys.stderr)
-        if subprocess.run(pip).returncode != 0:
-            # Debian's system python refuses without this.
+        if subprocess.run(pip, capture_output=True).returncode != 0:
+            # Debian's system python (PEP 668) refuses without this.
             subprocess.run(pip + ["--break-system-packages"], check=True)
     from chdb import session
 
