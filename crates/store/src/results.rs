@@ -466,3 +466,18 @@ fn insert_values(rows: &[RunRow]) -> String {
         .join(", ");
     format!("INSERT INTO {TABLE} ({}) VALUES {values}", sql::fields())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_the_row_columns_in_the_row_order() {
+        let table: Vec<&str> = COLUMNS
+            .iter()
+            .chain(ADDED_COLUMNS)
+            .map(|(name, _)| *name)
+            .collect();
+        assert_eq!(table, RunRow::COLUMN_NAMES);
+    }
+}
