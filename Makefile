@@ -1,4 +1,4 @@
-.PHONY: build build-worker run run-worker test dev bench soak lint fmt clean compose-check
+.PHONY: build build-worker run run-worker test script-tests chdb-check dev bench soak lint fmt clean compose-check
 
 # Release binaries in target/release/.
 build:
@@ -14,9 +14,12 @@ run:
 run-worker:
 	cargo run --bin worker
 
-# Everything: fmt, clippy, compose files, and the whole test suite against
-# throwaway Postgres, Redis and ClickHouse (installed when missing).
-test: lint compose-check
+# Everything: fmt, clippy, compose files, the scripts' tests, and the whole
+# test suite against throwaway Postgres, Redis and ClickHouse (installed when
+# missing). The suite includes the current-ClickHouse check: pulse-store's
+# `every_clickhouse_statement_answers_alike...` test runs
+# scripts/chdb-check.py, which installs chdb-core from PyPI when missing.
+test: lint compose-check script-tests
 	cargo build --bins
 	scripts/with-services.sh cargo test --workspace --all-targets
 
@@ -42,6 +45,14 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+# The scripts' own tests (scripts/tests/*.sh), a few seconds.
+script-tests:
+	@for t in scripts/tests/*.sh; do echo "== $$t"; bash "$$t" || exit 1; done
+
+# Only the current-ClickHouse check (chdb-core against ClickHouse 18.16).
+chdb-check:
+	scripts/with-services.sh cargo test -p pulse-store --test results every_clickhouse_statement -- --nocapture
 
 # Validates both compose files without a Docker engine.
 compose-check:

@@ -30,7 +30,15 @@ async fn serve(args: &pulse_server::settings::ServerArgs) -> anyhow::Result<()> 
         "starting"
     );
     let shutdown = pulse_store::runtime::shutdown_on_signal();
-    let app = Application::build(settings, &shutdown).await?;
+    let app = match Application::build(settings, &shutdown).await {
+        Ok(app) => app,
+        // SIGTERM while waiting for a service: a clean stop, not a failure.
+        Err(e) if shutdown.is_cancelled() => {
+            tracing::info!(error = %e, "stopped before start finished");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     app.run(shutdown).await
 }
 

@@ -32,6 +32,18 @@ pub enum StoreError {
     ClickHouse(#[from] clickhouse::error::Error),
     #[error("configuration: {0}")]
     Config(String),
+    /// A service that could not be reached at start; the cause is the
+    /// source. `target` is `host:port`, never a password.
+    #[error("{what} at {target}")]
+    Start {
+        what: &'static str,
+        target: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    /// Shutdown was requested while waiting for a service at start.
+    #[error("shutdown requested while waiting for {0}")]
+    Shutdown(&'static str),
 }
 
 impl StoreError {

@@ -23,10 +23,26 @@ use redis::AsyncCommands;
 use crate::Result;
 
 fn manager_config() -> ConnectionManagerConfig {
+    // The backoff between retries starts at 1 s and grows a hundredfold by
+    // default (1 s, then 100 s): cap it.
     ConnectionManagerConfig::new()
         .set_connection_timeout(Duration::from_secs(5))
         .set_response_timeout(Duration::from_secs(10))
         .set_number_of_retries(2)
+        .set_max_delay(2000)
+}
+
+/// One connection and a `PING`, without the manager's retries, so that a
+/// wrong or missing password is reported at once.
+async fn probe(client: &redis::Client) -> Result<()> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Duration::from_secs(5))
+        .set_response_timeout(Duration::from_secs(5));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+    Ok(())
 }
 
 /// The producer side, and queue inspection.
@@ -39,6 +55,7 @@ pub struct Queue {
 impl Queue {
     pub async fn connect(url: &str, prefix: &str) -> Result<Queue> {
         let client = redis::Client::open(crate::config::normalize_redis_url(url))?;
+        probe(&client).await?;
         let conn = ConnectionManager::new_with_config(client, manager_config()).await?;
         Ok(Queue {
             conn,

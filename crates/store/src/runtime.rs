@@ -65,10 +65,46 @@ pub async fn first_unready(
     }
 }
 
+/// Whether an error at start is one that waiting cannot fix: a wrong
+/// password or user, a database that does not exist, bad configuration.
+pub fn is_permanent(e: &StoreError) -> bool {
+    match e {
+        // invalid_password, invalid_authorization_specification (unknown
+        // role, no pg_hba entry), invalid_catalog_name (no such database).
+        StoreError::Postgres(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("28P01" | "28000" | "3D000"))
+        }
+        StoreError::Redis(r) => {
+            r.kind() == redis::ErrorKind::AuthenticationFailed
+                || matches!(r.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+        }
+        StoreError::Config(_) => true,
+        StoreError::Start { source, .. } => is_permanent(source),
+        _ => false,
+    }
+}
+
+/// `host:port` of a service URL, for messages (never its password).
+pub fn host_port(url: &str, default_port: u16) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or("?"),
+            u.port().unwrap_or(default_port)
+        ),
+        Err(_) => "?".to_string(),
+    }
+}
+
 /// Retries `attempt` once a second until it succeeds, `limit` passes or
 /// `shutdown` fires: dependencies may still be starting (docker compose).
+/// A permanent error (see [`is_permanent`]) fails at once. Every retry is
+/// logged with `what`, `target` (`host:port`) and the cause; the error
+/// returned names them too. Shutdown interrupts an attempt as well as the
+/// pause between attempts.
 pub async fn retry_start<T, F, Fut>(
-    what: &str,
+    what: &'static str,
+    target: &str,
     limit: Duration,
     shutdown: &CancellationToken,
     mut attempt: F,
@@ -78,17 +114,27 @@ where
     Fut: Future<Output = Result<T, StoreError>>,
 {
     let deadline = Instant::now() + limit;
+    let failed = |e: StoreError| StoreError::Start {
+        what,
+        target: target.to_string(),
+        source: Box::new(e),
+    };
     loop {
-        match attempt().await {
+        let result = tokio::select! {
+            r = attempt() => r,
+            _ = shutdown.cancelled() => return Err(StoreError::Shutdown(what)),
+        };
+        match result {
             Ok(v) => return Ok(v),
-            Err(e) if Instant::now() < deadline && !shutdown.is_cancelled() => {
-                tracing::warn!(what, error = %e, "dependency not ready, retrying");
+            Err(e) if is_permanent(&e) => return Err(failed(e)),
+            Err(e) if Instant::now() < deadline => {
+                tracing::warn!(what, addr = target, error = %e, "dependency not ready, retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.cancelled() => {}
+                    _ = shutdown.cancelled() => return Err(StoreError::Shutdown(what)),
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(failed(e)),
         }
     }
 }
@@ -219,14 +265,28 @@ impl Services {
         shutdown: &CancellationToken,
     ) -> Result<Services, StoreError> {
         let pool = pg::pool(&settings.database_url, settings.database_max_connections)?;
-        retry_start("postgres", STARTUP_LIMIT, shutdown, || pg::ping(&pool)).await?;
-        pg::migrate(&pool).await?;
-        let queue = retry_start("redis", STARTUP_LIMIT, shutdown, || {
+        let target = host_port(&settings.database_url, 5432);
+        retry_start("postgres", &target, STARTUP_LIMIT, shutdown, || async {
+            pg::probe(&settings.database_url).await?;
+            pg::ping(&pool).await
+        })
+        .await?;
+        tokio::select! {
+            r = pg::migrate(&pool) => r?,
+            _ = shutdown.cancelled() => return Err(StoreError::Shutdown("postgres")),
+        }
+        let redis_url = crate::config::normalize_redis_url(&settings.redis_url);
+        let target = host_port(&redis_url, 6379);
+        let queue = retry_start("redis", &target, STARTUP_LIMIT, shutdown, || {
             Queue::connect(&settings.redis_url, &settings.redis_prefix)
         })
         .await?;
         let results = ResultsStore::new(&settings.clickhouse);
-        retry_start("clickhouse", STARTUP_LIMIT, shutdown, || results.migrate()).await?;
+        let target = host_port(&settings.clickhouse.url, 8123);
+        retry_start("clickhouse", &target, STARTUP_LIMIT, shutdown, || {
+            results.migrate()
+        })
+        .await?;
         Ok(Services {
             pool,
             queue,

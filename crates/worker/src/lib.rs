@@ -9,6 +9,7 @@ pub mod finisher;
 mod health;
 pub mod liveness;
 pub mod overload;
+pub mod retention;
 pub mod runner;
 pub mod settings;
 pub mod writer;
@@ -172,6 +173,12 @@ impl Worker {
                 .run(writer_stop.clone()),
             ),
             tokio::spawn(alerter.clone().run(stop.clone())),
+            tokio::spawn(retention::run(
+                self.services.results.clone(),
+                s.results_retention_days,
+                retention::EVERY,
+                stop.clone(),
+            )),
         ];
         let overload = overload::Overload::new();
         let client = pulse_checker::guarded_client(s.target_policy, 3)

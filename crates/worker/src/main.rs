@@ -18,6 +18,14 @@ async fn main() -> anyhow::Result<()> {
         "starting"
     );
     let shutdown = pulse_store::runtime::shutdown_on_signal();
-    let worker = Worker::build(settings, &shutdown).await?;
+    let worker = match Worker::build(settings, &shutdown).await {
+        Ok(worker) => worker,
+        // SIGTERM while waiting for a service: a clean stop, not a failure.
+        Err(e) if shutdown.is_cancelled() => {
+            tracing::info!(error = %e, "stopped before start finished");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     worker.run(shutdown).await
 }

@@ -56,6 +56,9 @@ pub struct Settings {
     /// `EXTRA_CA_FILE`: a PEM file of CA certificates checks trust beside
     /// the system store and the built-in roots (intranet CAs).
     pub extra_ca: pulse_checker::ExtraRoots,
+    /// `RESULTS_RETENTION_DAYS`, default 30: days of runs kept in
+    /// ClickHouse (plus today); older days are dropped hourly. 0 keeps all.
+    pub results_retention_days: u32,
 }
 
 impl Settings {
@@ -89,6 +92,7 @@ impl Settings {
                 secret: None,
             },
             extra_ca: Default::default(),
+            results_retention_days: 30,
         }
     }
 
@@ -141,6 +145,7 @@ impl Settings {
             },
             webhook_secret,
             extra_ca,
+            results_retention_days: a.results_retention_days,
             services: d.services,
         })
     }
@@ -208,6 +213,10 @@ pub struct Cli {
     /// How long (s) the lag must stay above it before overload is reported.
     #[arg(long, env = "OVERLOAD_FOR_SECS", default_value_t = 60)]
     pub overload_for_secs: u64,
+    /// Days of runs kept in ClickHouse (plus today); older days are dropped
+    /// hourly. 0 keeps everything.
+    #[arg(long, env = "RESULTS_RETENTION_DAYS", default_value_t = 30)]
+    pub results_retention_days: u32,
     /// Operator webhook for `overload` and `overload_resolved` alerts.
     #[arg(long, env = "SYSTEM_WEBHOOK_URL")]
     pub system_webhook_url: Option<String>,

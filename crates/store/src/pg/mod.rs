@@ -29,6 +29,24 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
+/// One direct connection, closed at once. At start this tells why Postgres
+/// cannot be reached (refused, wrong password, no such database), where the
+/// pool would only say it timed out.
+pub async fn probe(url: &str) -> Result<()> {
+    use sqlx::Connection;
+    let connect = sqlx::PgConnection::connect(url);
+    let conn = tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .map_err(|_| {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer within 5 s",
+            ))
+        })??;
+    conn.close().await?;
+    Ok(())
+}
+
 /// `SELECT 1`, for readiness probes.
 pub async fn ping(pool: &PgPool) -> Result<()> {
     sqlx::query("SELECT 1").execute(pool).await?;
