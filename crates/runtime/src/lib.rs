@@ -4,6 +4,7 @@
 //! text format with `pulse_build_info`).
 
 pub mod metrics;
+pub mod process;
 pub mod settings;
 
 pub use metrics::{ServerMetrics, WorkerMetrics, CONTENT_TYPE};

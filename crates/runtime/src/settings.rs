@@ -2,7 +2,7 @@
 //! Declared once, as clap fields with `env`: each variable's doc comment and
 //! default live here, and `--help` lists them.
 
-use pulse_store::runtime::ServiceSettings;
+use crate::process::ServiceSettings;
 use pulse_store::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -10,7 +10,7 @@ pub mod settings;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use pulse_store::runtime::Services;
+use pulse_runtime::process::Services;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,7 @@ impl Application {
         let services = Services::connect(&settings.services, shutdown)
             .await
             .context("connecting to services")?;
-        let (listener, addr) = pulse_store::runtime::bind(&settings.host, settings.port)
+        let (listener, addr) = pulse_runtime::process::bind(&settings.host, settings.port)
             .await
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
         Ok(Application {

@@ -22,14 +22,14 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(args: &pulse_server::settings::ServerArgs) -> anyhow::Result<()> {
     let settings = Settings::from_args(args).context("reading settings")?;
-    pulse_store::runtime::init_tracing(&settings.services.log_format);
+    pulse_runtime::process::init_tracing("server", &settings.services.log_format);
     tracing::info!(
         binary = "server",
         version = env!("CARGO_PKG_VERSION"),
         ?settings,
         "starting"
     );
-    let shutdown = pulse_store::runtime::shutdown_on_signal();
+    let shutdown = pulse_runtime::process::shutdown_on_signal();
     let app = match Application::build(settings, &shutdown).await {
         Ok(app) => app,
         // SIGTERM while waiting for a service: a clean stop, not a failure.

@@ -1,9 +1,9 @@
 //! The REST API against real Postgres, Redis and ClickHouse: every route,
 //! and every kind of bad input answered with a 4xx naming the field.
 
+use pulse_runtime::process::{ServiceSettings, Services};
 use pulse_server::{Application, Settings};
 use pulse_store::pg::api_keys::ApiKeyStore;
-use pulse_store::runtime::{ServiceSettings, Services};
 use pulse_testkit::{keyed_client, TestEnv};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

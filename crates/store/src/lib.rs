@@ -6,7 +6,6 @@ pub mod config;
 pub mod pg;
 pub mod queue;
 pub mod results;
-pub mod runtime;
 
 pub use config::{ClickHouseDsn, Redacted};
 pub use pg::{alerts::AlertStore, checks::CheckStore};
@@ -47,6 +46,25 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether an error at start is one that waiting cannot fix: a wrong
+    /// password or user, a database that does not exist, bad configuration.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            // invalid_password, invalid_authorization_specification (unknown
+            // role, no pg_hba entry), invalid_catalog_name (no such database).
+            StoreError::Postgres(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("28P01" | "28000" | "3D000"))
+            }
+            StoreError::Redis(r) => {
+                r.kind() == redis::ErrorKind::AuthenticationFailed
+                    || matches!(r.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+            }
+            StoreError::Config(_) => true,
+            StoreError::Start { source, .. } => source.is_permanent(),
+            _ => false,
+        }
+    }
+
     /// Whether a backing service is down or unreachable (try again later),
     /// as opposed to a bug or a bad request.
     pub fn is_unavailable(&self) -> bool {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pulse_checker::Checker;
-use pulse_store::runtime::Services;
+use pulse_runtime::process::Services;
 use pulse_store::{AlertStore, CheckStore};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
@@ -53,7 +53,7 @@ impl Worker {
         let services = Services::connect(&settings.services, shutdown)
             .await
             .context("connecting to services")?;
-        let (listener, addr) = pulse_store::runtime::bind(&settings.host, settings.port)
+        let (listener, addr) = pulse_runtime::process::bind(&settings.host, settings.port)
             .await
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
         Ok(Worker {

@@ -10,14 +10,14 @@ async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     let settings = Settings::from_args(&cli).context("reading settings")?;
-    pulse_store::runtime::init_tracing(&settings.services.log_format);
+    pulse_runtime::process::init_tracing("worker", &settings.services.log_format);
     tracing::info!(
         binary = "worker",
         version = env!("CARGO_PKG_VERSION"),
         ?settings,
         "starting"
     );
-    let shutdown = pulse_store::runtime::shutdown_on_signal();
+    let shutdown = pulse_runtime::process::shutdown_on_signal();
     let worker = match Worker::build(settings, &shutdown).await {
         Ok(worker) => worker,
         // SIGTERM while waiting for a service: a clean stop, not a failure.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pulse_store::runtime::ServiceSettings;
+use pulse_runtime::process::ServiceSettings;
 use pulse_store::StoreError;
 
 #[derive(Debug, Clone)]

@@ -12,9 +12,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::Router;
 use pulse_core::policy::TargetPolicy;
+use pulse_runtime::process::Services;
 use pulse_runtime::ServerMetrics as Metrics;
 use pulse_store::pg::api_keys::ApiKeyStore;
-use pulse_store::runtime::Services;
 use pulse_store::{AlertStore, CheckStore};
 
 pub use auth::Limits;

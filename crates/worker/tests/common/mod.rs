@@ -7,7 +7,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use pulse_store::runtime::ServiceSettings;
+use pulse_runtime::process::ServiceSettings;
 use pulse_store::{ClickHouseDsn, ResultsStore, RunRow};
 use pulse_testkit::TestEnv;
 use serde_json::{json, Value};

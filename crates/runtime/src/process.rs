@@ -1,45 +1,76 @@
-//! Process plumbing shared by the `server` and `worker` binaries: reading
-//! settings from the environment, logging setup, readiness probes and
-//! waiting for dependencies at start.
+//! Process plumbing shared by the `server` and `worker` binaries: logging
+//! setup, signals, binding, readiness probes and waiting for dependencies at
+//! start.
 
 use std::future::Future;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{pg, Queue, ResultsStore, StoreError};
-
-/// Reads `name` from the environment, or `default` when unset or empty.
-pub fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, StoreError> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| StoreError::Config(format!("{name}={v:?} is not valid"))),
-        _ => Ok(default),
-    }
-}
-
-/// Reads a required variable.
-pub fn env_required(name: &str) -> Result<String, StoreError> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| StoreError::Config(format!("{name} must be set")))
-}
+use pulse_store::{pg, Queue, ResultsStore, StoreError};
 
 /// Logs to stdout: human-readable by default, one JSON object per line with
-/// `LOG_FORMAT=json`. `RUST_LOG` filters (default `info`).
-pub fn init_tracing(format: &str) {
+/// `LOG_FORMAT=json`. `RUST_LOG` filters (default `info`). Every line names
+/// the binary that wrote it (`server`, `worker`).
+pub fn init_tracing(binary: &'static str, format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = if format.eq_ignore_ascii_case("json") {
-        builder.json().try_init()
+        builder
+            .event_format(Tagged {
+                binary,
+                inner: tracing_subscriber::fmt::format().json(),
+                json: true,
+            })
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .try_init()
     } else {
-        builder.try_init()
+        builder
+            .event_format(Tagged {
+                binary,
+                inner: tracing_subscriber::fmt::format(),
+                json: false,
+            })
+            .try_init()
     };
+}
+
+/// An event format that names the binary: `binary=server ...` in text, a
+/// `"binary"` key in JSON.
+struct Tagged<F> {
+    binary: &'static str,
+    inner: F,
+    json: bool,
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Tagged<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if !self.json {
+            write!(writer, "{} ", self.binary)?;
+            return self.inner.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        self.inner.format_event(
+            ctx,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(writer, "{{\"binary\":\"{}\",{rest}", self.binary),
+            None => writer.write_str(&line),
+        }
+    }
 }
 
 /// Names the first dependency that does not answer within 2 s, if any.
@@ -62,25 +93,6 @@ pub async fn first_unready(
         Some("clickhouse")
     } else {
         None
-    }
-}
-
-/// Whether an error at start is one that waiting cannot fix: a wrong
-/// password or user, a database that does not exist, bad configuration.
-pub fn is_permanent(e: &StoreError) -> bool {
-    match e {
-        // invalid_password, invalid_authorization_specification (unknown
-        // role, no pg_hba entry), invalid_catalog_name (no such database).
-        StoreError::Postgres(sqlx::Error::Database(db)) => {
-            matches!(db.code().as_deref(), Some("28P01" | "28000" | "3D000"))
-        }
-        StoreError::Redis(r) => {
-            r.kind() == redis::ErrorKind::AuthenticationFailed
-                || matches!(r.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
-        }
-        StoreError::Config(_) => true,
-        StoreError::Start { source, .. } => is_permanent(source),
-        _ => false,
     }
 }
 
@@ -126,7 +138,7 @@ where
         };
         match result {
             Ok(v) => return Ok(v),
-            Err(e) if is_permanent(&e) => return Err(failed(e)),
+            Err(e) if e.is_permanent() => return Err(failed(e)),
             Err(e) if Instant::now() < deadline => {
                 tracing::warn!(what, addr = target, error = %e, "dependency not ready, retrying");
                 tokio::select! {
@@ -189,7 +201,7 @@ pub async fn shutdown_signal() {
 pub struct ServiceSettings {
     pub database_url: String,
     pub redis_url: String,
-    pub clickhouse: crate::ClickHouseDsn,
+    pub clickhouse: pulse_store::ClickHouseDsn,
     /// Prefix of every Redis key (`REDIS_PREFIX`, default `pulse`).
     pub redis_prefix: String,
     /// Postgres pool size (`DATABASE_MAX_CONNECTIONS`, default 10).
@@ -203,9 +215,12 @@ impl std::fmt::Debug for ServiceSettings {
         f.debug_struct("ServiceSettings")
             .field(
                 "database_url",
-                &crate::Redacted(&self.database_url).to_string(),
+                &pulse_store::Redacted(&self.database_url).to_string(),
             )
-            .field("redis_url", &crate::Redacted(&self.redis_url).to_string())
+            .field(
+                "redis_url",
+                &pulse_store::Redacted(&self.redis_url).to_string(),
+            )
             .field("clickhouse", &self.clickhouse)
             .field("redis_prefix", &self.redis_prefix)
             .field("database_max_connections", &self.database_max_connections)
@@ -225,21 +240,10 @@ impl ServiceSettings {
         Ok(ServiceSettings {
             database_url: database_url.to_string(),
             redis_url: redis_url.to_string(),
-            clickhouse: crate::ClickHouseDsn::parse(clickhouse_dsn)?,
+            clickhouse: pulse_store::ClickHouseDsn::parse(clickhouse_dsn)?,
             redis_prefix: redis_prefix.to_string(),
             database_max_connections: 10,
             log_format: "text".to_string(),
-        })
-    }
-
-    pub fn from_env() -> Result<ServiceSettings, StoreError> {
-        Ok(ServiceSettings {
-            database_url: env_required("DATABASE_URL")?,
-            redis_url: env_required("REDIS_URL")?,
-            clickhouse: crate::ClickHouseDsn::parse(&env_required("CLICKHOUSE_DSN")?)?,
-            redis_prefix: env_or("REDIS_PREFIX", "pulse".to_string())?,
-            database_max_connections: env_or("DATABASE_MAX_CONNECTIONS", 10)?,
-            log_format: env_or("LOG_FORMAT", "text".to_string())?,
         })
     }
 }
@@ -275,7 +279,7 @@ impl Services {
             r = pg::migrate(&pool) => r?,
             _ = shutdown.cancelled() => return Err(StoreError::Shutdown("postgres")),
         }
-        let redis_url = crate::config::normalize_redis_url(&settings.redis_url);
+        let redis_url = pulse_store::config::normalize_redis_url(&settings.redis_url);
         let target = host_port(&redis_url, 6379);
         let queue = retry_start("redis", &target, STARTUP_LIMIT, shutdown, || {
             Queue::connect(&settings.redis_url, &settings.redis_prefix)
