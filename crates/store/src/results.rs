@@ -58,41 +58,6 @@ pub struct RunRow {
     pub attempts: u8,
 }
 
-/// A run as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunView {
-    pub id: Uuid,
-    pub check_id: Uuid,
-    pub status: String,
-    pub failure_reason: Option<String>,
-    pub latency_ms: u32,
-    pub status_code: Option<u16>,
-    pub error: Option<String>,
-    #[serde(serialize_with = "pulse_core::time::ms")]
-    pub run_at: DateTime<Utc>,
-    #[serde(serialize_with = "pulse_core::time::ms")]
-    pub scheduled_at: DateTime<Utc>,
-    pub attempts: u8,
-}
-
-impl From<RunRow> for RunView {
-    fn from(r: RunRow) -> RunView {
-        let ms = |v: i64| DateTime::from_timestamp_millis(v).unwrap_or_default();
-        RunView {
-            id: r.id,
-            check_id: r.check_id,
-            status: r.status,
-            failure_reason: r.failure_reason,
-            latency_ms: r.latency_ms,
-            status_code: (r.status_code != 0).then_some(r.status_code),
-            error: r.error,
-            run_at: ms(r.run_at_ms),
-            scheduled_at: ms(r.scheduled_at_ms),
-            attempts: r.attempts,
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct ResultsStore {
     client: Client,

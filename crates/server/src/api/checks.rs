@@ -10,12 +10,11 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use pulse_core::{Check, CheckInput, INPUT_FIELDS};
-use pulse_store::pg::alerts::AlertRecord;
 use pulse_store::pg::checks::CheckFilter;
-use pulse_store::results::RunView;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::views::{AlertView, RunView};
 use super::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -367,10 +366,11 @@ async fn alerts(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     q: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Vec<AlertRecord>>, ApiError> {
+) -> Result<Json<Vec<AlertView>>, ApiError> {
     let id = parse_id(id)?;
     let Query(q) = q?;
     let limit = check_limit(q.limit)?;
     state.checks.ever_existed(id).await?;
-    Ok(Json(state.alerts.for_check(id, limit).await?))
+    let alerts = state.alerts.for_check(id, limit).await?;
+    Ok(Json(alerts.into_iter().map(AlertView::from).collect()))
 }

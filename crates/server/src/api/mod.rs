@@ -5,6 +5,7 @@ mod checks;
 mod error;
 mod health;
 mod metrics;
+mod views;
 
 use std::sync::Arc;
 

@@ -2,7 +2,6 @@
 //! that raised them, then claimed, delivered and marked by the alerter.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
@@ -17,12 +16,11 @@ pub struct AlertStore {
     pool: PgPool,
 }
 
-/// An alert as `GET /checks/:id/alerts` shows it, delivery state included.
-#[derive(Debug, Clone, Serialize, FromRow)]
+/// An alert with its delivery state, as stored.
+#[derive(Debug, Clone, FromRow)]
 pub struct AlertRecord {
     pub id: Uuid,
     pub check_id: Uuid,
-    #[serde(rename = "type")]
     pub kind: AlertKind,
     pub status: String,
     pub error: Option<String>,
@@ -32,9 +30,7 @@ pub struct AlertRecord {
     pub attempts: i32,
     pub last_response_code: Option<i32>,
     pub last_error: Option<String>,
-    #[serde(serialize_with = "pulse_core::time::ms_opt")]
     pub delivered_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "pulse_core::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Every delivery attempt, oldest first: `attempt`, `attempted_at`,
     /// `response_code`, `error`, `duration_ms`.
