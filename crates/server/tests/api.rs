@@ -1062,3 +1062,53 @@ async fn the_server_applies_its_own_target_policy_to_urls() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert_eq!(err["field"], "webhook_url");
 }
+
+#[tokio::test]
+async fn assertions_are_stored_and_a_bad_one_is_named_by_index() {
+    let app = TestApp::spawn().await;
+    let mut body = example();
+    body["assertions"] = json!([
+        {"source": "status_code", "comparison": "equals", "target": 200},
+        {"source": "json_body", "property": "$.status", "comparison": "equals", "target": "ok"},
+        {"source": "header", "property": "Content-Type", "comparison": "contains", "target": "json"},
+        {"source": "response_time", "comparison": "less_than", "target": "500"}
+    ]);
+    body["degraded_ms"] = json!(300);
+    body["max_response_ms"] = json!(2000);
+    let (status, check) = app.post("/checks", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{check}");
+    assert_eq!(check["assertions"].as_array().unwrap().len(), 4);
+    assert_eq!(check["assertions"][0]["target"], "200");
+    assert_eq!(check["degraded_ms"], 300);
+    let id = check["id"].as_str().unwrap();
+    let (_, read) = app.get(&format!("/checks/{id}")).await;
+    assert_eq!(read["assertions"], check["assertions"]);
+    for (bad, field) in [
+        (
+            json!([{"source": "json_body", "property": "$[", "comparison": "exists"}]),
+            "assertions[0].property",
+        ),
+        (
+            json!([{"source": "text_body", "comparison": "matches", "target": "(unclosed"}]),
+            "assertions[0].target",
+        ),
+        (
+            json!([{"source": "status_code", "comparison": "equals", "target": 200}, {"source": "smell", "comparison": "exists"}]),
+            "assertions[1].source",
+        ),
+        (
+            json!([{"source": "text_body", "comparison": "contains"}]),
+            "assertions[0].target",
+        ),
+    ] {
+        let (status, err) = app
+            .patch(&format!("/checks/{id}"), json!({ "assertions": bad }))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+        assert_eq!(err["field"], field, "{err}");
+    }
+    let (_, cleared) = app
+        .patch(&format!("/checks/{id}"), json!({"assertions": null}))
+        .await;
+    assert_eq!(cleared["assertions"], json!([]));
+}
