@@ -1,9 +1,9 @@
-//! HTTP check execution with reqwest.
+//! HTTP check execution, and the guarded reqwest client webhooks use.
 //!
-//! One [`Checker`] (and so one reqwest client) per worker, but no
-//! connection is reused between runs: a pooled keep-alive connection could
-//! hide a dead listener, and real monitors measure a fresh connect each
-//! time. `timeout_ms` bounds the whole run, body included; redirects are
+//! Checks run on [`engine`], which owns each connection so a run records
+//! its phases and the server's certificate. No connection is reused between
+//! runs: a pooled keep-alive connection could hide a dead listener, and
+//! real monitors measure a fresh connect each time. `timeout_ms` bounds the whole run, body included; redirects are
 //! followed up to 10 hops. The body is read up to `RESPONSE_BODY_LIMIT`
 //! bytes and no further, whatever the check: a longer (or endless) body is
 //! not an error, the run is judged on its first bytes. The target policy
@@ -16,11 +16,17 @@ use std::error::Error;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use pulse_core::policy::TargetPolicy;
 use pulse_core::{FailureReason, RunOutcome};
+use rustls::pki_types::CertificateDer;
+
+pub mod engine;
+mod tls;
+
+pub use engine::{Engine, FetchError, Stopwatch};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Redirect hops followed before a run counts as an error.
@@ -37,13 +43,16 @@ pub struct Probe<'a> {
     pub timeout: Duration,
     /// What the response must satisfy.
     pub expect: pulse_core::run::Expectations<'a>,
+    /// Verify the server's certificate (`tls_verify`); it is recorded
+    /// either way.
+    pub verify_tls: bool,
 }
 
 /// Root certificates trusted beside the system store and the built-in
 /// webpki roots: `EXTRA_CA_FILE`, for intranet targets signed by an
 /// internal CA.
 #[derive(Clone, Default)]
-pub struct ExtraRoots(Vec<reqwest::Certificate>);
+pub struct ExtraRoots(Vec<CertificateDer<'static>>);
 
 /// Why `EXTRA_CA_FILE` could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +62,8 @@ pub enum CaFileError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: not PEM certificates: {source}")]
-    Parse {
-        path: String,
-        source: reqwest::Error,
-    },
+    #[error("{path}: not PEM certificates: {message}")]
+    Parse { path: String, message: String },
     #[error("{path}: no PEM certificate in it")]
     Empty { path: String },
 }
@@ -71,15 +77,17 @@ impl fmt::Debug for ExtraRoots {
 impl ExtraRoots {
     /// Every certificate of a PEM file (one or more `CERTIFICATE` blocks).
     pub fn from_pem_file(path: &std::path::Path) -> Result<ExtraRoots, CaFileError> {
+        use rustls::pki_types::pem::PemObject;
         let name = || path.display().to_string();
         let pem = std::fs::read(path).map_err(|source| CaFileError::Read {
             path: name(),
             source,
         })?;
-        let certs =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| CaFileError::Parse {
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CaFileError::Parse {
                 path: name(),
-                source,
+                message: e.to_string(),
             })?;
         if certs.is_empty() {
             return Err(CaFileError::Empty { path: name() });
@@ -95,27 +103,21 @@ impl ExtraRoots {
         self.0.is_empty()
     }
 
-    /// Adds these roots to a client builder.
+    /// Adds these roots to a (webhook) client builder.
     pub fn trust_in(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
-        self.0
-            .iter()
-            .fold(builder, |b, cert| b.add_root_certificate(cert.clone()))
+        self.0.iter().fold(builder, |b, der| {
+            match reqwest::Certificate::from_der(der.as_ref()) {
+                Ok(cert) => b.add_root_certificate(cert),
+                Err(_) => b,
+            }
+        })
     }
 }
 
-/// A response as read: status, headers, and the body up to the cap.
-struct Answer {
-    status: u16,
-    reason: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
+/// Runs checks: one per worker, cheap to clone.
 #[derive(Clone)]
 pub struct Checker {
-    client: reqwest::Client,
-    body_limit: usize,
-    policy: TargetPolicy,
+    engine: Engine,
 }
 
 /// A connection the target policy refuses: the error the resolver and the
@@ -207,35 +209,40 @@ impl Checker {
         body_limit: usize,
         policy: TargetPolicy,
         roots: &ExtraRoots,
-    ) -> Result<Checker, reqwest::Error> {
-        let client = roots
-            .trust_in(guarded_client(policy, MAX_REDIRECTS))
-            .pool_max_idle_per_host(0)
-            .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
-            .tcp_nodelay(true)
-            .build()?;
+    ) -> Result<Checker, std::convert::Infallible> {
         Ok(Checker {
-            client,
-            body_limit,
-            policy,
+            engine: Engine {
+                policy,
+                roots: tls::roots(&roots.0),
+                body_limit,
+            },
         })
     }
 
     /// Makes the request and judges the answer. Never fails: whatever goes
-    /// wrong with the target is part of the outcome.
+    /// wrong with the target is part of the outcome, with where the time
+    /// went.
     pub async fn run(&self, probe: &Probe<'_>) -> RunOutcome {
         let started_at = Utc::now();
-        if let Some(why) = reqwest::Url::parse(probe.url)
-            .ok()
-            .and_then(|u| self.policy.blocks_url(&u))
-        {
-            return RunOutcome::failed(started_at, 0, FailureReason::Blocked, why);
-        }
-        let clock = Instant::now();
-        let elapsed_ms = |c: &Instant| c.elapsed().as_millis().min(u32::MAX as u128) as u32;
-        let attempt = tokio::time::timeout(probe.timeout, self.fetch(probe)).await;
-        let latency_ms = elapsed_ms(&clock);
-        match attempt {
+        let watch = Stopwatch::start();
+        let keep_body = if probe.expect.needs_body() {
+            self.engine.body_limit
+        } else {
+            pulse_core::run::EXCERPT_BODY_BYTES
+        };
+        let request = engine::Request {
+            method: probe.method,
+            url: probe.url,
+            headers: probe.headers,
+            body: probe.body,
+            verify_tls: probe.verify_tls,
+            keep_body,
+        };
+        let attempt =
+            tokio::time::timeout(probe.timeout, self.engine.fetch(&request, &watch)).await;
+        let phases = watch.phases();
+        let latency_ms = phases.total_ms();
+        let mut outcome = match attempt {
             Err(_) => RunOutcome::failed(
                 started_at,
                 latency_ms,
@@ -246,8 +253,19 @@ impl Checker {
                 ),
             ),
             Ok(Err(e)) => {
-                let (reason, text) = classify(&e);
-                RunOutcome::failed(started_at, latency_ms, reason, text)
+                let (reason, text) = match e {
+                    FetchError::Blocked(t) => (FailureReason::Blocked, t),
+                    FetchError::Dns(t) => (FailureReason::Dns, t),
+                    FetchError::Connect(t) => (FailureReason::Connect, t),
+                    FetchError::Tls(t) => (FailureReason::Tls, t),
+                    FetchError::Request(t) => (FailureReason::Request, t),
+                };
+                RunOutcome::failed(
+                    started_at,
+                    latency_ms,
+                    reason,
+                    pulse_core::redact::redact_text(&text),
+                )
             }
             Ok(Ok(answer)) => {
                 let response = pulse_core::assertion::Response {
@@ -265,62 +283,25 @@ impl Checker {
                         &answer.body,
                     ));
                 }
+                outcome.certificate = answer.certificate;
                 outcome
             }
-        }
-    }
-
-    async fn fetch(&self, probe: &Probe<'_>) -> Result<Answer, reqwest::Error> {
-        let method =
-            reqwest::Method::from_bytes(probe.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-        let mut req = self
-            .client
-            .request(method, probe.url)
-            .timeout(probe.timeout);
-        for (name, value) in probe.headers {
-            req = req.header(name, value);
-        }
-        if let Some(body) = probe.body {
-            req = req.body(body.to_string());
-        }
-        let mut resp = req.send().await?;
-        let status = resp.status();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        // Read up to the cap and stop there: the response is dropped with
-        // its connection. Keep the whole body only when judging needs it;
-        // otherwise its start, for a failed run's excerpt.
-        let keep = if probe.expect.needs_body() {
-            self.body_limit
-        } else {
-            pulse_core::run::EXCERPT_BODY_BYTES.min(self.body_limit)
         };
-        let mut body = Vec::new();
-        let mut read = 0usize;
-        while read < self.body_limit {
-            let Some(chunk) = resp.chunk().await? else {
-                break;
-            };
-            let take = chunk.len().min(self.body_limit - read);
-            let room = keep.saturating_sub(body.len()).min(take);
-            body.extend_from_slice(&chunk[..room]);
-            read += take;
-        }
-        Ok(Answer {
-            status: status.as_u16(),
-            reason: status.canonical_reason().unwrap_or_default().to_string(),
-            headers,
-            body,
-        })
+        outcome.phases = Some(phases);
+        outcome
     }
+}
+
+/// An error and its causes, joined by ": ", URL userinfo redacted.
+pub(crate) fn redact_chain(e: &(dyn Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    pulse_core::redact::redact_text(&text)
 }
 
 /// An error and all its causes, joined by ": ", with the userinfo of any
@@ -334,28 +315,4 @@ pub fn error_chain(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     pulse_core::redact::redact_text(&text)
-}
-
-/// Names what broke, from reqwest's error and its causes.
-fn classify(e: &reqwest::Error) -> (FailureReason, String) {
-    let text = error_chain(e);
-    let lower = text.to_ascii_lowercase();
-    let reason = if is_blocked(e) {
-        FailureReason::Blocked
-    } else if e.is_timeout() {
-        FailureReason::Timeout
-    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
-        FailureReason::Dns
-    } else if lower.contains("certificate")
-        || lower.contains("tls")
-        || lower.contains("handshake")
-        || lower.contains("peer sent")
-    {
-        FailureReason::Tls
-    } else if e.is_connect() {
-        FailureReason::Connect
-    } else {
-        FailureReason::Request
-    };
-    (reason, text)
 }

@@ -63,6 +63,7 @@ fn checks_and_webhooks_ignore_proxy_variables() {
                 body: None,
                 timeout: Duration::from_secs(2),
                 expect: pulse_core::run::Expectations::status(200, None),
+                verify_tls: true,
             })
             .await;
         assert_eq!(out.failure_reason, Some(FailureReason::Blocked), "{out:?}");

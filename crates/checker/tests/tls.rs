@@ -72,6 +72,7 @@ async fn check(roots: &ExtraRoots, url: &str) -> RunOutcome {
             body: None,
             timeout: Duration::from_secs(5),
             expect: pulse_core::run::Expectations::status(200, Some("ok")),
+            verify_tls: true,
         })
         .await
 }

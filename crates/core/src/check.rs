@@ -59,6 +59,22 @@ pub struct CheckSpec {
     /// `degraded` alert (and fast runs after it a `recovery`).
     #[serde(default)]
     pub alert_on_degraded: bool,
+    /// Verify the server's certificate; off for internal targets with
+    /// private certificates (it is still recorded).
+    #[serde(default = "yes")]
+    pub tls_verify: bool,
+    /// A certificate expiring within this many days raises a `tls_expiry`
+    /// alert (once per certificate); 0 turns it off.
+    #[serde(default = "default_tls_expiry_days")]
+    pub tls_expiry_days: i32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_tls_expiry_days() -> i32 {
+    14
 }
 
 impl CheckSpec {
@@ -83,6 +99,8 @@ impl CheckSpec {
             degraded_ms: None,
             max_response_ms: None,
             alert_on_degraded: false,
+            tls_verify: true,
+            tls_expiry_days: 14,
         }
     }
 }
@@ -149,6 +167,10 @@ pub struct CheckInput {
     pub max_response_ms: Option<Option<i64>>,
     #[serde(default, deserialize_with = "present")]
     pub alert_on_degraded: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    pub tls_verify: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    pub tls_expiry_days: Option<Option<i64>>,
 }
 
 /// Every field [`CheckInput`] accepts (the API names an unknown one).
@@ -171,6 +193,8 @@ pub const INPUT_FIELDS: &[&str] = &[
     "degraded_ms",
     "max_response_ms",
     "alert_on_degraded",
+    "tls_verify",
+    "tls_expiry_days",
 ];
 
 /// Marks a field that was present in the JSON, even when it was `null`.
@@ -287,6 +311,12 @@ impl CheckInput {
         }
         if let Some(v) = not_null("alert_on_degraded", self.alert_on_degraded)? {
             spec.alert_on_degraded = v;
+        }
+        if let Some(v) = not_null("tls_verify", self.tls_verify)? {
+            spec.tls_verify = v;
+        }
+        if let Some(v) = not_null("tls_expiry_days", self.tls_expiry_days)? {
+            spec.tls_expiry_days = in_range("tls_expiry_days", v, 0, 365)? as i32;
         }
         spec.validate(policy)?;
         Ok(spec)

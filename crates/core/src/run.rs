@@ -131,6 +131,50 @@ pub struct RunOutcome {
     /// For a failed run that got a response: its status line, headers and
     /// the first [`EXCERPT_BODY_BYTES`] of its body.
     pub excerpt: Option<String>,
+    /// Where the time went (summed over redirects); they add up to
+    /// `latency_ms`. `None` for runs that made no request.
+    pub phases: Option<Phases>,
+    /// The server's certificate, for HTTPS runs that got one.
+    pub certificate: Option<Certificate>,
+}
+
+/// A run's time by phase, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Phases {
+    /// Resolving the host name.
+    pub dns_ms: u32,
+    /// The TCP handshake.
+    pub connect_ms: u32,
+    /// The TLS handshake.
+    pub tls_ms: u32,
+    /// From the request going out to the first byte of the response.
+    pub ttfb_ms: u32,
+    /// From the first to the last byte of the response.
+    pub download_ms: u32,
+}
+
+impl Phases {
+    pub fn total_ms(&self) -> u32 {
+        self.dns_ms + self.connect_ms + self.tls_ms + self.ttfb_ms + self.download_ms
+    }
+}
+
+/// What a run saw of the server's certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    #[serde(serialize_with = "crate::time::ms")]
+    pub not_after: DateTime<Utc>,
+    /// Whole days from the run to `not_after` (negative once expired).
+    pub days_left: i64,
+    pub issuer: String,
+    pub subject: String,
+    /// Subject alternative names (DNS names and IP addresses).
+    pub sans: Vec<String>,
+    /// The earliest `not_after` of the whole chain the server sent.
+    #[serde(serialize_with = "crate::time::ms")]
+    pub chain_not_after: DateTime<Utc>,
+    /// SHA-256 of the leaf certificate, hex.
+    pub fingerprint: String,
 }
 
 /// Body bytes kept in a failed run's excerpt.
@@ -244,6 +288,8 @@ impl RunOutcome {
             attempts: 1,
             assertions: results,
             excerpt: None,
+            phases: None,
+            certificate: None,
         }
     }
 
@@ -264,6 +310,8 @@ impl RunOutcome {
             attempts: 1,
             assertions: Vec::new(),
             excerpt: None,
+            phases: None,
+            certificate: None,
         }
     }
 }

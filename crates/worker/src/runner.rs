@@ -144,6 +144,7 @@ fn probe(job: &Job) -> Probe<'_> {
             degraded_ms: c.degraded_ms,
             max_response_ms: c.max_response_ms,
         },
+        verify_tls: c.tls_verify,
     }
 }
 

@@ -39,6 +39,8 @@ struct CheckRow {
     degraded_ms: Option<i32>,
     max_response_ms: Option<i32>,
     alert_on_degraded: bool,
+    tls_verify: bool,
+    tls_expiry_days: i32,
     /// `unknown` before the first run.
     last_status: String,
     last_run_at: Option<DateTime<Utc>>,
@@ -54,7 +56,8 @@ struct CheckRow {
 
 const CHECK_COLUMNS: &str = "id, name, url, method, headers, body, expected_status, body_contains, \
     interval_seconds, timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, \
-    assertions, degraded_ms, max_response_ms, alert_on_degraded, last_status, last_run_at, \
+    assertions, degraded_ms, max_response_ms, alert_on_degraded, tls_verify, tls_expiry_days, \
+    last_status, last_run_at, \
     last_latency_ms, last_status_code, last_error, consecutive_fails, next_run_at, created_at, updated_at, version";
 
 impl From<CheckRow> for Check {
@@ -83,6 +86,8 @@ impl From<CheckRow> for Check {
                 degraded_ms: r.degraded_ms,
                 max_response_ms: r.max_response_ms,
                 alert_on_degraded: r.alert_on_degraded,
+                tls_verify: r.tls_verify,
+                tls_expiry_days: r.tls_expiry_days,
             },
             last_status: pulse_core::RunStatus::parse(&r.last_status),
             last_run_at: r.last_run_at,
@@ -155,6 +160,8 @@ struct ClaimRow {
     degraded_ms: Option<i32>,
     max_response_ms: Option<i32>,
     alert_on_degraded: bool,
+    tls_verify: bool,
+    tls_expiry_days: i32,
     consecutive_fails: i32,
     incident_open: bool,
 }
@@ -189,6 +196,8 @@ impl From<ClaimRow> for Job {
                     degraded_ms: r.degraded_ms,
                     max_response_ms: r.max_response_ms,
                     alert_on_degraded: r.alert_on_degraded,
+                    tls_verify: r.tls_verify,
+                    tls_expiry_days: r.tls_expiry_days,
                 },
                 consecutive_fails: r.consecutive_fails,
                 incident_open: r.incident_open,
@@ -202,7 +211,7 @@ const CLAIM_RETURNING: &str = "RETURNING c.id, c.lease_token, c.lease_slot, c.le
     now() AS claimed_at, \
     c.name, c.url, c.method, c.headers, c.body, c.expected_status, c.body_contains, c.timeout_ms, \
     c.alert_threshold, c.retries, c.interval_seconds, c.webhook_url, c.assertions, c.degraded_ms, \
-    c.max_response_ms, c.alert_on_degraded, c.consecutive_fails, \
+    c.max_response_ms, c.alert_on_degraded, c.tls_verify, c.tls_expiry_days, c.consecutive_fails, \
     c.incident_open";
 
 /// The scheduler's claim statement (`$1` batch size, `$2` lease margin in
@@ -230,7 +239,7 @@ const RELEASE_LEASE: &str = "lease_token = gen_random_uuid(), catching_up = true
 
 type CheckQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, CheckRow, PgArguments>;
 
-/// Binds a spec's fields as parameters `$2` to `$19`, in column order.
+/// Binds a spec's fields as parameters `$2` to `$21`, in column order.
 fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
     query
         .bind(&spec.name)
@@ -255,6 +264,8 @@ fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
         .bind(spec.degraded_ms)
         .bind(spec.max_response_ms)
         .bind(spec.alert_on_degraded)
+        .bind(spec.tls_verify)
+        .bind(spec.tls_expiry_days)
 }
 
 impl CheckStore {
@@ -271,9 +282,10 @@ impl CheckStore {
         let sql = format!(
             "INSERT INTO checks (id, name, url, method, headers, body, expected_status, body_contains, \
              interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, webhook_secret, \
-             retries, assertions, degraded_ms, max_response_ms, alert_on_degraded, next_run_at) \
+             retries, assertions, degraded_ms, max_response_ms, alert_on_degraded, tls_verify, \
+             tls_expiry_days, next_run_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                 $18, $19, now()) \
+                 $18, $19, $20, $21, now()) \
              RETURNING {CHECK_COLUMNS}"
         );
         let query = sqlx::query_as(&sql).bind(Uuid::new_v4());
@@ -368,7 +380,7 @@ impl CheckStore {
              expected_status = $7, body_contains = $8, interval_seconds = $9, timeout_ms = $10, \
              alert_threshold = $11, webhook_url = $12, enabled = $13, webhook_secret = $14, \
              retries = $15, assertions = $16, degraded_ms = $17, max_response_ms = $18, \
-             alert_on_degraded = $19, \
+             alert_on_degraded = $19, tls_verify = $20, tls_expiry_days = $21, \
              next_run_at = LEAST(next_run_at, now() + $9 * interval '1 second'), \
              updated_at = now(), version = version + 1 \
              WHERE id = $1 RETURNING {CHECK_COLUMNS}"
