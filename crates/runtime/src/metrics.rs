@@ -26,6 +26,14 @@ pub struct StatusLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: String,
+}
+
+/// Every phase of an HTTP run.
+pub const PHASES: &[&str] = &["dns", "connect", "tls", "ttfb", "download"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: String,
 }
@@ -75,6 +83,8 @@ pub struct WorkerMetrics {
     pub runs: Family<StatusLabel, Counter>,
     /// Run duration in seconds.
     pub run_duration: Histogram,
+    /// Time per phase of HTTP runs, in seconds.
+    pub run_phase: Family<PhaseLabel, Histogram>,
     /// Run start minus due time, in seconds.
     pub schedule_lag: Histogram,
     /// Scheduling lag p99 over the recent window, in seconds.
@@ -106,6 +116,9 @@ impl WorkerMetrics {
             registry: Arc::new(Registry::default()),
             runs: Family::default(),
             run_duration: Histogram::new(exponential_buckets(0.005, 2.0, 15)),
+            run_phase: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 16))
+            }),
             schedule_lag: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             schedule_lag_p99: Gauge::default(),
             overloaded: Gauge::default(),
@@ -121,6 +134,11 @@ impl WorkerMetrics {
                 status: (*status).into(),
             });
         }
+        for phase in PHASES {
+            let _ = m.run_phase.get_or_create(&PhaseLabel {
+                phase: (*phase).into(),
+            });
+        }
         for outcome in WEBHOOK_OUTCOMES {
             let _ = m.webhooks.get_or_create(&OutcomeLabel {
                 outcome: (*outcome).into(),
@@ -131,6 +149,11 @@ impl WorkerMetrics {
             "run_duration_seconds",
             "Check run duration",
             m.run_duration.clone(),
+        );
+        r.register(
+            "run_phase_seconds",
+            "Time per phase of HTTP runs (dns, connect, tls, ttfb, download)",
+            m.run_phase.clone(),
         );
         r.register(
             "schedule_lag_seconds",
@@ -258,6 +281,7 @@ mod tests {
         );
         assert!(worker.contains("pulse_webhook_deliveries_total{outcome=\"failed\"} 0"));
         assert!(worker.contains("pulse_build_info{binary=\"worker\""));
+        assert!(worker.contains("pulse_run_phase_seconds_count{phase=\"ttfb\"} 0"), "{worker}");
         assert!(!worker.contains("pulse_api_requests"));
         assert!(!worker.contains("pulse_jobs_scheduled"));
         assert!(server.contains("pulse_build_info{binary=\"server\""));

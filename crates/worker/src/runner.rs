@@ -69,6 +69,21 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
         .inc();
     m.run_duration
         .observe(f64::from(outcome.latency_ms) / 1000.0);
+    if let Some(p) = &outcome.phases {
+        for (phase, ms) in [
+            ("dns", p.dns_ms),
+            ("connect", p.connect_ms),
+            ("tls", p.tls_ms),
+            ("ttfb", p.ttfb_ms),
+            ("download", p.download_ms),
+        ] {
+            m.run_phase
+                .get_or_create(&pulse_runtime::metrics::PhaseLabel {
+                    phase: phase.into(),
+                })
+                .observe(f64::from(ms) / 1000.0);
+        }
+    }
     let lag_ms = (outcome.started_at.timestamp_millis() - job.slot_ms).max(0);
     m.schedule_lag.observe(lag_ms as f64 / 1000.0);
     ctx.overload.record(lag_ms as u64);
