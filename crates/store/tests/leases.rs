@@ -389,16 +389,17 @@ async fn the_results_outbox_reaches_clickhouse_exactly_once_even_after_a_crash()
     let jobs = store.claim_due(10, 1000).await.unwrap();
     let runs: Vec<Finish> = jobs.iter().map(finish).collect();
     assert_eq!(store.finish_batch(&runs, "w").await.unwrap().len(), 3);
-    // A worker claims the rows, inserts them into ClickHouse, and dies
-    // before deleting them.
-    let all: Vec<(Uuid, Uuid)> = sqlx::query_as("SELECT check_id, id FROM run_results")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    // A worker marks the first row as sent, inserts it into ClickHouse,
+    // and dies before deleting it.
+    let all: Vec<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT check_id, id FROM run_results ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     let first = all[0];
     let row: (Uuid, Uuid, i64) = sqlx::query_as(
-        "UPDATE run_results SET flushes = 1, claimed_until = now() - interval '1 second' \
-         WHERE id = $1 RETURNING check_id, id, scheduled_at_ms",
+        "UPDATE run_results_sent SET upto = r.seq FROM run_results r \
+         WHERE r.id = $1 RETURNING r.check_id, r.id, r.scheduled_at_ms",
     )
     .bind(first.1)
     .fetch_one(&pool)
