@@ -1,5 +1,6 @@
-//! The results outbox: `run_results` rows, written with each run's state,
-//! moved to ClickHouse in batches by one worker at a time.
+//! The results outbox: `run_result_batches` rows (each the results of one
+//! state write, as parallel arrays), written with each batch of runs'
+//! state, moved to ClickHouse in batches by one worker at a time.
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgPool};
@@ -79,9 +80,16 @@ impl ResultOutbox {
             .fetch_one(&mut *tx)
             .await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT seq, id, check_id, run_at, scheduled_at_ms, status, failure_reason, \
-                latency_ms, status_code, error, worker, attempts \
-             FROM run_results ORDER BY seq LIMIT $1",
+            "SELECT b.seq, r.* FROM ( \
+                SELECT * FROM ( \
+                    SELECT f.*, sum(cardinality(f.ids)) OVER (ORDER BY f.seq) AS total \
+                    FROM (SELECT * FROM run_result_batches ORDER BY seq LIMIT $1) f) w \
+                WHERE total - cardinality(ids) < $1) b, \
+             unnest(b.ids, b.check_ids, b.run_at, b.scheduled_at_ms, b.status, b.failure_reason, \
+                b.latency_ms, b.status_code, b.error, b.worker, b.attempts) \
+                AS r(id, check_id, run_at, scheduled_at_ms, status, failure_reason, latency_ms, \
+                    status_code, error, worker, attempts) \
+             ORDER BY b.seq",
         )
         .bind(limit)
         .fetch_all(&mut *tx)
@@ -94,7 +102,9 @@ impl ResultOutbox {
             // during the insert.
             Self::mark_sent(&self.pool, last).await?;
         }
-        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        let moved = rows.len();
+        let mut seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        seqs.dedup();
         let retried: Vec<(Uuid, Uuid)> = rows
             .iter()
             .filter(|r| r.seq <= sent_upto)
@@ -122,12 +132,12 @@ impl ResultOutbox {
             }
             return Err(e);
         }
-        sqlx::query("DELETE FROM run_results WHERE seq = ANY($1)")
+        sqlx::query("DELETE FROM run_result_batches WHERE seq = ANY($1)")
             .bind(&seqs)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(seqs.len())
+        Ok(moved)
     }
 
     async fn mark_sent(pool: &PgPool, upto: i64) -> Result<()> {
@@ -140,13 +150,16 @@ impl ResultOutbox {
 
     /// Results waiting.
     pub async fn len(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM run_results")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(sum(cardinality(ids)), 0)::bigint FROM run_result_batches",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Keeps at most `max` waiting results, dropping the oldest beyond it
-    /// (among those never sent, which cannot be in ClickHouse already).
+    /// (among those never sent, which cannot be in ClickHouse already),
+    /// whole written batches at a time.
     /// Holds the flush lock, so no flush is sending meanwhile; if another
     /// worker is flushing, drops nothing. Returns how many were dropped.
     pub async fn trim(&self, max: i64) -> Result<u64> {
@@ -158,17 +171,21 @@ impl ResultOutbox {
         if !locked {
             return Ok(0);
         }
-        let dropped = sqlx::query(
-            "DELETE FROM run_results WHERE seq IN ( \
-                SELECT seq FROM run_results \
-                WHERE seq > (SELECT upto FROM run_results_sent) \
-                ORDER BY seq DESC OFFSET $1)",
+        let dropped: i64 = sqlx::query_scalar(
+            "WITH dropped AS ( \
+                DELETE FROM run_result_batches WHERE seq IN ( \
+                    SELECT seq FROM ( \
+                        SELECT seq, sum(cardinality(ids)) OVER (ORDER BY seq DESC) AS newer \
+                        FROM run_result_batches \
+                        WHERE seq > (SELECT upto FROM run_results_sent)) t \
+                    WHERE newer > $1) \
+                RETURNING cardinality(ids) AS n) \
+             SELECT COALESCE(sum(n), 0)::bigint FROM dropped",
         )
         .bind(max)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(dropped)
+        Ok(dropped.max(0) as u64)
     }
 }
