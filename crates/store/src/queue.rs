@@ -3,13 +3,17 @@
 //! Keys, under a configurable prefix:
 //! - `<prefix>:queue`: jobs waiting (scheduler `LPUSH`es, workers take from
 //!   the right).
-//! - `<prefix>:processing:<worker>`: jobs a worker has taken. A job moves
-//!   there atomically (`BLMOVE`), never by a bare pop, and is removed only
-//!   when its run is finished.
+//! - `<prefix>:held:<worker>`: the set of jobs a worker has taken. A job
+//!   moves there atomically (one script, `lua/take.lua`), never by a bare
+//!   pop, and is removed only when its run is finished (`SREM`, O(1) per
+//!   job however many are held).
+//! - `<prefix>:processing:<worker>`: the landing list of a worker's blocking
+//!   wait (`BLMOVE`, used only when the queue is empty): at most one job,
+//!   moved into the held set by the next take.
 //! - `<prefix>:alive:<worker>`: a heartbeat with a short TTL
 //!   ([`HEARTBEAT_TTL`]); `<prefix>:workers` is the set of worker ids. When
-//!   a worker's heartbeat expires, the scheduler takes its processing list
-//!   ([`Queue::take_lost_jobs`]) and re-leases those runs at once, so a
+//!   a worker's heartbeat expires, the scheduler takes its landing list and
+//!   held set ([`Queue::take_lost_jobs`]) and re-leases those runs at once, so a
 //!   dead worker's checks wait seconds, not a whole lease.
 //! - `<prefix>:cancel:<check>`: when the check was deleted or paused;
 //!   workers skip its jobs claimed before then.
@@ -101,33 +105,29 @@ impl Queue {
         Ok(())
     }
 
-    /// Takes the jobs held by workers whose heartbeat expired: each such
-    /// processing list is renamed away atomically (so one scheduler gets
-    /// it), read and deleted, and the worker is deregistered. The caller
-    /// re-leases the jobs; if it dies first, their leases expire as usual.
+    /// Takes the jobs held by workers whose heartbeat expired: for each,
+    /// one script (`lua/take_lost.lua`) reads and deletes its landing list
+    /// and held set and deregisters it, atomically (so one scheduler gets
+    /// them). The caller re-leases the jobs; if it dies first, their leases
+    /// expire as usual.
     pub async fn take_lost_jobs(&self) -> Result<Vec<String>> {
         let mut conn = self.conn.clone();
         let prefix = &self.prefix;
         let workers: Vec<String> = conn.smembers(format!("{prefix}:workers")).await?;
+        let script = redis::Script::new(TAKE_LOST);
         let mut jobs = Vec::new();
         for worker in workers {
-            let alive: bool = conn.exists(format!("{prefix}:alive:{worker}")).await?;
-            if alive {
-                continue;
-            }
-            let list = format!("{prefix}:processing:{worker}");
-            let taken = format!("{prefix}:lost:{worker}:{}", uuid::Uuid::new_v4());
-            let renamed: redis::RedisResult<()> = redis::cmd("RENAME")
-                .arg(&list)
-                .arg(&taken)
-                .query_async(&mut conn)
-                .await;
-            let _: i64 = conn.srem(format!("{prefix}:workers"), &worker).await?;
-            if renamed.is_err() {
-                continue; // no list (or another scheduler took it)
-            }
-            let held: Vec<String> = conn.lrange(&taken, 0, -1).await?;
-            let _: i64 = conn.del(&taken).await?;
+            let held: Option<Vec<String>> = script
+                .key(format!("{prefix}:alive:{worker}"))
+                .key(format!("{prefix}:processing:{worker}"))
+                .key(format!("{prefix}:held:{worker}"))
+                .key(format!("{prefix}:workers"))
+                .arg(&worker)
+                .invoke_async(&mut conn)
+                .await?;
+            let Some(held) = held else {
+                continue; // alive
+            };
             tracing::info!(worker, jobs = held.len(), "worker lost; taking its jobs");
             jobs.extend(held);
         }
@@ -141,11 +141,12 @@ impl Queue {
         let blocking = ConnectionManager::new_with_config(client, manager_config()).await?;
         Ok(Consumer {
             blocking,
-            move_many: redis::Script::new(MOVE_MANY),
+            take: redis::Script::new(TAKE),
             handle: ConsumerHandle {
                 queue: self.clone(),
                 worker_id: worker_id.to_string(),
-                processing_key: format!("{}:processing:{worker_id}", self.prefix),
+                landing_key: format!("{}:processing:{worker_id}", self.prefix),
+                held_key: format!("{}:held:{worker_id}", self.prefix),
             },
         })
     }
@@ -154,21 +155,13 @@ impl Queue {
 /// The worker side of the queue: takes jobs.
 pub struct Consumer {
     blocking: ConnectionManager,
-    move_many: redis::Script,
+    take: redis::Script,
     handle: ConsumerHandle,
 }
 
-/// Moves up to ARGV[1] entries from the queue to a processing list,
-/// atomically, returning them.
-const MOVE_MANY: &str = r"
-local out = {}
-for i = 1, tonumber(ARGV[1]) do
-  local v = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
-  if not v then break end
-  out[#out + 1] = v
-end
-return out
-";
+const TAKE: &str = include_str!("../lua/take.lua");
+const TAKE_LOST: &str = include_str!("../lua/take_lost.lua");
+const RETIRE: &str = include_str!("../lua/retire.lua");
 
 /// How long a heartbeat lives; a worker refreshes it every
 /// [`HEARTBEAT_EVERY`], and is taken for dead once it expires.
@@ -176,34 +169,40 @@ pub const HEARTBEAT_TTL: Duration = Duration::from_millis(3000);
 pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
 
 impl Consumer {
-    /// Waits up to `wait` for a job, then takes up to `max` in all, moving
-    /// each atomically into this worker's processing list (one blocking
-    /// `BLMOVE`, then one script call for the rest). Returns the raw
-    /// entries, to `ack` when done.
+    /// Takes up to `max` jobs, each moved atomically into this worker's
+    /// held set, waiting up to `wait` for the first. While the queue has
+    /// jobs this is one round trip (the take script); when it is empty, a
+    /// blocking `BLMOVE` into the landing list waits for one, and the
+    /// script then takes it and more. Returns the raw entries, to `ack`
+    /// when done.
     pub async fn take(&mut self, max: usize, wait: Duration) -> Result<Vec<String>> {
+        let jobs = self.take_now(max).await?;
+        if !jobs.is_empty() {
+            return Ok(jobs);
+        }
         let first: Option<String> = redis::cmd("BLMOVE")
             .arg(self.handle.queue.queue_key())
-            .arg(&self.handle.processing_key)
+            .arg(&self.handle.landing_key)
             .arg("RIGHT")
             .arg("LEFT")
             .arg(wait.as_secs_f64())
             .query_async(&mut self.blocking)
             .await?;
-        let Some(first) = first else {
+        if first.is_none() {
             return Ok(Vec::new());
-        };
-        let mut jobs = vec![first];
-        if max > 1 {
-            let more: Vec<String> = self
-                .move_many
-                .key(self.handle.queue.queue_key())
-                .key(&self.handle.processing_key)
-                .arg(max - 1)
-                .invoke_async(&mut self.blocking)
-                .await?;
-            jobs.extend(more);
         }
-        Ok(jobs)
+        self.take_now(max).await
+    }
+
+    async fn take_now(&mut self, max: usize) -> Result<Vec<String>> {
+        Ok(self
+            .take
+            .key(self.handle.queue.queue_key())
+            .key(&self.handle.landing_key)
+            .key(&self.handle.held_key)
+            .arg(max.max(1))
+            .invoke_async(&mut self.blocking)
+            .await?)
     }
 
     pub fn handle(&self) -> ConsumerHandle {
@@ -217,21 +216,20 @@ impl Consumer {
 pub struct ConsumerHandle {
     queue: Queue,
     worker_id: String,
-    processing_key: String,
+    /// The blocking wait's landing list (at most one job).
+    landing_key: String,
+    /// The set of jobs this worker holds.
+    held_key: String,
 }
 
 impl ConsumerHandle {
-    /// Removes finished jobs from the processing list, in one round trip.
+    /// Removes finished jobs from the held set: one `SREM`, O(1) per job.
     pub async fn ack(&self, raws: &[String]) -> Result<()> {
         if raws.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for raw in raws {
-            pipe.lrem(&self.processing_key, 1, raw).ignore();
-        }
         let mut conn = self.queue.conn.clone();
-        let _: () = pipe.query_async(&mut conn).await?;
+        let _: i64 = conn.srem(&self.held_key, raws).await?;
         Ok(())
     }
 
@@ -273,28 +271,15 @@ impl ConsumerHandle {
         Ok(())
     }
 
-    async fn drain_into_queue(&self, list: &str) -> Result<usize> {
-        let mut conn = self.queue.conn.clone();
-        let mut moved = 0;
-        loop {
-            let job: Option<String> = redis::cmd("LMOVE")
-                .arg(list)
-                .arg(self.queue.queue_key())
-                .arg("RIGHT")
-                .arg("RIGHT")
-                .query_async(&mut conn)
-                .await?;
-            if job.is_none() {
-                return Ok(moved);
-            }
-            moved += 1;
-        }
-    }
-
     /// On a clean exit: hands back untaken work and deregisters.
     pub async fn retire(&self) -> Result<()> {
-        self.drain_into_queue(&self.processing_key).await?;
         let mut conn = self.queue.conn.clone();
+        let _: i64 = redis::Script::new(RETIRE)
+            .key(self.queue.queue_key())
+            .key(&self.landing_key)
+            .key(&self.held_key)
+            .invoke_async(&mut conn)
+            .await?;
         let prefix = &self.queue.prefix;
         let _: () = redis::pipe()
             .srem(format!("{prefix}:workers"), &self.worker_id)

@@ -283,8 +283,10 @@ async fn deleted_and_disabled_checks_are_not_claimed_and_deleted_ones_not_writte
 
 async fn missed_rows(store: &CheckStore, id: Uuid) -> Vec<(i64, String, String)> {
     sqlx::query_as(
-        "SELECT scheduled_at_ms, status, failure_reason FROM run_results \
-         WHERE check_id = $1 AND status = 'missed' ORDER BY scheduled_at_ms",
+        "SELECT r.scheduled_at_ms, r.status, r.failure_reason FROM run_result_batches b, \
+            unnest(b.check_ids, b.scheduled_at_ms, b.status, b.failure_reason) \
+            AS r(check_id, scheduled_at_ms, status, failure_reason) \
+         WHERE r.check_id = $1 AND r.status = 'missed' ORDER BY r.scheduled_at_ms",
     )
     .bind(id)
     .fetch_all(store.pool())
@@ -410,18 +412,20 @@ async fn the_results_outbox_reaches_clickhouse_exactly_once_even_after_a_crash()
     let jobs = store.claim_due(10, 1000).await.unwrap();
     let runs: Vec<Finish> = jobs.iter().map(finish).collect();
     assert_eq!(store.finish_batch(&runs, "w").await.unwrap().len(), 3);
-    // A worker claims the rows, inserts them into ClickHouse, and dies
-    // before deleting them.
-    let all: Vec<(Uuid, Uuid)> = sqlx::query_as("SELECT check_id, id FROM run_results")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    let first = all[0];
-    let row: (Uuid, Uuid, i64) = sqlx::query_as(
-        "UPDATE run_results SET flushes = 1, claimed_until = now() - interval '1 second' \
-         WHERE id = $1 RETURNING check_id, id, scheduled_at_ms",
+    // A worker marks the batch as sent, inserts its first result into
+    // ClickHouse, and dies before deleting it.
+    let all: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT r.check_id, r.id FROM run_result_batches b, \
+            unnest(b.check_ids, b.ids) AS r(check_id, id)",
     )
-    .bind(first.1)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(all.len(), 3);
+    let row: (Uuid, Uuid, i64) = sqlx::query_as(
+        "UPDATE run_results_sent SET upto = b.seq FROM run_result_batches b \
+         RETURNING b.check_ids[1], b.ids[1], b.scheduled_at_ms[1]",
+    )
     .fetch_one(&pool)
     .await
     .unwrap();

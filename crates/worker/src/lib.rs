@@ -1,5 +1,5 @@
 //! The Pulse worker: takes jobs off the Redis queue (moving each into its
-//! own processing list, never popping it), runs many checks at once
+//! own held set, never popping it), runs many checks at once
 //! (bounded by `WORKER_CONCURRENCY`), writes results to ClickHouse in
 //! batches, updates state in Postgres under a lease, and delivers alert
 //! webhooks from the outbox. Serves `/health` and `/ready` on its own port.

@@ -1,5 +1,5 @@
 //! The results writer: moves results from the Postgres outbox
-//! (`run_results`, written with each run's state) to ClickHouse, in
+//! (`run_result_batches`, written with each run's state) to ClickHouse, in
 //! batches of up to `batch_size` rows every `flush_interval`. While
 //! ClickHouse is down results wait in the outbox; beyond `max_buffer` the
 //! oldest are dropped, counted (`pulse_results_dropped_total`) and logged.

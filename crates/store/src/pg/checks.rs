@@ -502,18 +502,22 @@ impl CheckStore {
                             - d.old_next)) / c.interval_seconds)))::float8) \
                 FROM due d WHERE c.id = d.id \
                 RETURNING c.id, d.old_next, c.next_run_at, c.interval_seconds), \
-             ins AS ( \
-                INSERT INTO run_results (id, check_id, run_at, scheduled_at_ms, status, \
-                    failure_reason, latency_ms, status_code, error, worker, attempts) \
-                SELECT gen_random_uuid(), m.id, s.slot, \
-                    floor(extract(epoch FROM s.slot) * 1000)::bigint, 'missed', 'worker_lost', 0, 0, \
-                    'no request made: the worker running this check was lost', '', 0 \
-                FROM moved m, LATERAL generate_series( \
+             slots AS ( \
+                SELECT m.id, s.slot FROM moved m, LATERAL generate_series( \
                     GREATEST(m.old_next, m.next_run_at - make_interval(secs => m.interval_seconds * 1000)), \
                     m.next_run_at - make_interval(secs => m.interval_seconds), \
-                    make_interval(secs => m.interval_seconds)) AS s(slot) \
-                RETURNING 1) \
-             SELECT count(*) FROM ins",
+                    make_interval(secs => m.interval_seconds)) AS s(slot)), \
+             ins AS ( \
+                INSERT INTO run_result_batches (ids, check_ids, run_at, scheduled_at_ms, status, \
+                    failure_reason, latency_ms, status_code, error, worker, attempts) \
+                SELECT array_agg(gen_random_uuid()), array_agg(id), array_agg(slot), \
+                    array_agg(floor(extract(epoch FROM slot) * 1000)::bigint), array_agg('missed'::text), \
+                    array_agg('worker_lost'::text), array_agg(0), array_agg(0), \
+                    array_agg('no request made: the worker running this check was lost'::text), \
+                    array_agg(''::text), array_agg(0) \
+                FROM slots HAVING count(*) > 0 \
+                RETURNING cardinality(ids) AS n) \
+             SELECT sum(n)::bigint FROM ins",
         )
         .bind(limit)
         .fetch_one(&self.pool)
@@ -523,7 +527,7 @@ impl CheckStore {
 
     /// Writes finished runs' state and releases their leases, each fenced
     /// by its lease token, and records their alerts and their results (in
-    /// the `run_results` outbox, on their way to ClickHouse), all in one
+    /// the `run_result_batches` outbox as one row, on their way to ClickHouse), all in one
     /// statement. `worker` names the worker in the results.
     /// Returns the ids of the checks written; a run whose lease was lost
     /// (re-issued after expiry, or the check deleted) writes nothing.
@@ -581,11 +585,13 @@ impl CheckStore {
                     i.webhook_url, CASE WHEN i.webhook_url IS NULL THEN 'skipped' ELSE 'pending' END \
                 FROM input i JOIN upd ON upd.id = i.id WHERE i.alert_kind IS NOT NULL), \
              res AS ( \
-                INSERT INTO run_results (id, check_id, run_at, scheduled_at_ms, status, \
+                INSERT INTO run_result_batches (ids, check_ids, run_at, scheduled_at_ms, status, \
                     failure_reason, latency_ms, status_code, error, worker, attempts) \
-                SELECT i.result_id, i.id, i.run_at, i.slot_ms, i.status, i.reason, i.latency, \
-                    COALESCE(i.code, 0), i.error, $18, i.attempts \
-                FROM input i JOIN upd ON upd.id = i.id) \
+                SELECT array_agg(i.result_id), array_agg(i.id), array_agg(i.run_at), \
+                    array_agg(i.slot_ms), array_agg(i.status), array_agg(i.reason), \
+                    array_agg(i.latency), array_agg(COALESCE(i.code, 0)), array_agg(i.error), \
+                    array_agg($18::text), array_agg(i.attempts) \
+                FROM input i JOIN upd ON upd.id = i.id HAVING count(*) > 0) \
              SELECT id FROM upd",
         )
         .bind(ids)

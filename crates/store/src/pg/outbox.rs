@@ -1,5 +1,6 @@
-//! The results outbox: `run_results` rows, written with each run's state,
-//! moved to ClickHouse in batches by any worker.
+//! The results outbox: `run_result_batches` rows (each the results of one
+//! state write, as parallel arrays), written with each batch of runs'
+//! state, moved to ClickHouse in batches by one worker at a time.
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgPool};
@@ -15,6 +16,7 @@ pub struct ResultOutbox {
 
 #[derive(FromRow)]
 struct OutboxRow {
+    seq: i64,
     id: Uuid,
     check_id: Uuid,
     run_at: DateTime<Utc>,
@@ -26,7 +28,6 @@ struct OutboxRow {
     error: Option<String>,
     worker: String,
     attempts: i32,
-    flushes: i32,
 }
 
 impl From<OutboxRow> for RunRow {
@@ -48,38 +49,65 @@ impl From<OutboxRow> for RunRow {
     }
 }
 
+/// The advisory lock a flush holds for its transaction: one flusher at a
+/// time, so rows need no claim of their own.
+const FLUSH_LOCK: i64 = 0x7075_6c73_655f_6f62; // "pulse_ob"
+
 impl ResultOutbox {
     pub fn new(pool: PgPool) -> ResultOutbox {
         ResultOutbox { pool }
     }
 
     /// Moves up to `limit` of the oldest results to ClickHouse, exactly
-    /// once: rows are claimed (committed), inserted, then deleted. A crash
-    /// or failure between insert and delete leaves them claimed; when the
-    /// claim lapses they are flushed again, and rows flushed before are
-    /// first looked up in ClickHouse and skipped if already there. Rows
-    /// claimed by another worker are skipped. Returns how many moved.
+    /// once. One flusher at a time: the rows are read and later deleted in
+    /// one transaction that holds [`FLUSH_LOCK`]; if another worker holds
+    /// it, this returns 0 at once (that worker moves everything). Before
+    /// the insert, the highest sequence sent is committed in
+    /// `run_results_sent`; a crash or failure between insert and delete
+    /// leaves the rows at or below that mark, and the next flush first
+    /// looks those up in ClickHouse and skips the ones already there.
+    /// Returns how many moved.
     pub async fn flush(&self, results: &ResultsStore, limit: i64) -> Result<usize> {
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "UPDATE run_results SET claimed_until = now() + interval '30 seconds', \
-                flushes = flushes + 1 \
-             WHERE id = ANY(ARRAY( \
-                SELECT id FROM run_results \
-                WHERE claimed_until IS NULL OR claimed_until < now() \
-                ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)) \
-             RETURNING id, check_id, run_at, scheduled_at_ms, status, failure_reason, latency_ms, \
-                status_code, error, worker, attempts, flushes",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        if rows.is_empty() {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(FLUSH_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
             return Ok(0);
         }
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let sent_upto: i64 = sqlx::query_scalar("SELECT upto FROM run_results_sent")
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT b.seq, r.* FROM ( \
+                SELECT * FROM ( \
+                    SELECT f.*, sum(cardinality(f.ids)) OVER (ORDER BY f.seq) AS total \
+                    FROM (SELECT * FROM run_result_batches ORDER BY seq LIMIT $1) f) w \
+                WHERE total - cardinality(ids) < $1) b, \
+             unnest(b.ids, b.check_ids, b.run_at, b.scheduled_at_ms, b.status, b.failure_reason, \
+                b.latency_ms, b.status_code, b.error, b.worker, b.attempts) \
+                AS r(id, check_id, run_at, scheduled_at_ms, status, failure_reason, latency_ms, \
+                    status_code, error, worker, attempts) \
+             ORDER BY b.seq",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(last) = rows.iter().map(|r| r.seq).max() else {
+            return Ok(0);
+        };
+        if last > sent_upto {
+            // Committed at once (not in `tx`): it must outlive a crash
+            // during the insert.
+            Self::mark_sent(&self.pool, last).await?;
+        }
+        let moved = rows.len();
+        let mut seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        seqs.dedup();
         let retried: Vec<(Uuid, Uuid)> = rows
             .iter()
-            .filter(|r| r.flushes > 1)
+            .filter(|r| r.seq <= sent_upto)
             .map(|r| (r.check_id, r.id))
             .collect();
         let sent = async {
@@ -97,44 +125,67 @@ impl ResultOutbox {
         }
         .await;
         if let Err(e) = sent {
-            // Nothing was inserted (an insert is all or nothing): undo the
-            // claim so the next tick retries at once and the rows still
-            // count as never sent.
-            let _ = sqlx::query(
-                "UPDATE run_results SET claimed_until = NULL, flushes = flushes - 1 \
-                 WHERE id = ANY($1)",
-            )
-            .bind(&ids)
-            .execute(&self.pool)
-            .await;
+            // Nothing was inserted (an insert is all or nothing): lower the
+            // mark again so the rows still count as never sent.
+            if last > sent_upto {
+                let _ = Self::mark_sent(&self.pool, sent_upto).await;
+            }
             return Err(e);
         }
-        sqlx::query("DELETE FROM run_results WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&self.pool)
+        sqlx::query("DELETE FROM run_result_batches WHERE seq = ANY($1)")
+            .bind(&seqs)
+            .execute(&mut *tx)
             .await?;
-        Ok(ids.len())
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn mark_sent(pool: &PgPool, upto: i64) -> Result<()> {
+        sqlx::query("UPDATE run_results_sent SET upto = $1")
+            .bind(upto)
+            .execute(pool)
+            .await?;
+        Ok(())
     }
 
     /// Results waiting.
     pub async fn len(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM run_results")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(sum(cardinality(ids)), 0)::bigint FROM run_result_batches",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Keeps at most `max` waiting results, dropping the oldest beyond it
-    /// (among those never sent, which cannot be in ClickHouse already).
-    /// Returns how many were dropped.
+    /// (among those never sent, which cannot be in ClickHouse already),
+    /// whole written batches at a time.
+    /// Holds the flush lock, so no flush is sending meanwhile; if another
+    /// worker is flushing, drops nothing. Returns how many were dropped.
     pub async fn trim(&self, max: i64) -> Result<u64> {
-        Ok(sqlx::query(
-            "DELETE FROM run_results WHERE id IN ( \
-                SELECT id FROM run_results WHERE flushes = 0 \
-                ORDER BY created_at DESC OFFSET $1 FOR UPDATE SKIP LOCKED)",
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(FLUSH_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(0);
+        }
+        let dropped: i64 = sqlx::query_scalar(
+            "WITH dropped AS ( \
+                DELETE FROM run_result_batches WHERE seq IN ( \
+                    SELECT seq FROM ( \
+                        SELECT seq, sum(cardinality(ids)) OVER (ORDER BY seq DESC) AS newer \
+                        FROM run_result_batches \
+                        WHERE seq > (SELECT upto FROM run_results_sent)) t \
+                    WHERE newer > $1) \
+                RETURNING cardinality(ids) AS n) \
+             SELECT COALESCE(sum(n), 0)::bigint FROM dropped",
         )
         .bind(max)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(dropped.max(0) as u64)
     }
 }
