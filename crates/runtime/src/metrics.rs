@@ -281,7 +281,10 @@ mod tests {
         );
         assert!(worker.contains("pulse_webhook_deliveries_total{outcome=\"failed\"} 0"));
         assert!(worker.contains("pulse_build_info{binary=\"worker\""));
-        assert!(worker.contains("pulse_run_phase_seconds_count{phase=\"ttfb\"} 0"), "{worker}");
+        assert!(
+            worker.contains("pulse_run_phase_seconds_count{phase=\"ttfb\"} 0"),
+            "{worker}"
+        );
         assert!(!worker.contains("pulse_api_requests"));
         assert!(!worker.contains("pulse_jobs_scheduled"));
         assert!(server.contains("pulse_build_info{binary=\"server\""));
