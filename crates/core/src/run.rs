@@ -138,6 +138,32 @@ pub struct RunOutcome {
     pub certificate: Option<Certificate>,
 }
 
+/// What a run records beyond its status: phases, every assertion's
+/// outcome, the excerpt of a failed response, the certificate. Stored as one
+/// JSON value per run.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RunDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<Phases>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assertions: Vec<AssertionResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
+}
+
+impl RunOutcome {
+    pub fn details(&self) -> RunDetails {
+        RunDetails {
+            phases: self.phases,
+            assertions: self.assertions.clone(),
+            excerpt: self.excerpt.clone(),
+            certificate: self.certificate.clone(),
+        }
+    }
+}
+
 /// A run's time by phase, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Phases {

@@ -32,7 +32,15 @@ const COLUMNS: &[(&str, &str)] = &[
 
 /// Columns added after the first release: old servers lack `ADD COLUMN IF
 /// NOT EXISTS`, so `migrate` looks in system.columns first.
-const ADDED_COLUMNS: &[(&str, &str)] = &[("attempts", "UInt8 DEFAULT 1")];
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("attempts", "UInt8 DEFAULT 1"),
+    ("dns_ms", "UInt32 DEFAULT 0"),
+    ("connect_ms", "UInt32 DEFAULT 0"),
+    ("tls_ms", "UInt32 DEFAULT 0"),
+    ("ttfb_ms", "UInt32 DEFAULT 0"),
+    ("download_ms", "UInt32 DEFAULT 0"),
+    ("details", "String DEFAULT '{}'"),
+];
 
 /// One run, as stored.
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
@@ -56,6 +64,52 @@ pub struct RunRow {
     pub worker: String,
     /// Attempts made (1 plus retries used).
     pub attempts: u8,
+    /// Where the time went (0 for runs that made no request).
+    pub dns_ms: u32,
+    pub connect_ms: u32,
+    pub tls_ms: u32,
+    pub ttfb_ms: u32,
+    pub download_ms: u32,
+    /// The rest of the run as JSON (`pulse_core::run::RunDetails`):
+    /// assertion outcomes, a failed response's excerpt, the certificate.
+    pub details: String,
+}
+
+impl RunRow {
+    /// The phase columns and details of a run from its details JSON, the
+    /// other fields empty (fill them with `..`).
+    pub fn with_details(details: Option<String>) -> RunRow {
+        let parsed: pulse_core::run::RunDetails = details
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_default();
+        let p = parsed.phases.unwrap_or_default();
+        RunRow {
+            id: Uuid::nil(),
+            check_id: Uuid::nil(),
+            run_at: DateTime::default(),
+            run_at_ms: 0,
+            scheduled_at_ms: 0,
+            status: String::new(),
+            failure_reason: None,
+            latency_ms: 0,
+            status_code: 0,
+            error: None,
+            worker: String::new(),
+            attempts: 0,
+            dns_ms: p.dns_ms,
+            connect_ms: p.connect_ms,
+            tls_ms: p.tls_ms,
+            ttfb_ms: p.ttfb_ms,
+            download_ms: p.download_ms,
+            details: details.unwrap_or_else(|| "{}".into()),
+        }
+    }
+
+    /// The details JSON, parsed.
+    pub fn details(&self) -> pulse_core::run::RunDetails {
+        serde_json::from_str(&self.details).unwrap_or_default()
+    }
 }
 
 #[derive(Clone)]

@@ -444,6 +444,7 @@ async fn the_results_outbox_reaches_clickhouse_exactly_once_even_after_a_crash()
             error: None,
             worker: "dead".into(),
             attempts: 1,
+            ..pulse_store::RunRow::with_details(None)
         }])
         .await
         .unwrap();

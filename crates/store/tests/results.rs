@@ -34,6 +34,12 @@ fn row(check_id: Uuid, at: DateTime<Utc>, status: &str) -> RunRow {
         error: (status == "down").then(|| "it's \"down\"\\ again".into()),
         worker: "w-1".into(),
         attempts: 2,
+        dns_ms: 1,
+        connect_ms: 2,
+        tls_ms: 3,
+        ttfb_ms: 30,
+        download_ms: 6,
+        details: r#"{"assertions":[{"index":0,"passed":false,"actual":"it's \"down\""}]}"#.into(),
     }
 }
 

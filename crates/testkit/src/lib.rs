@@ -256,6 +256,19 @@ impl Target {
                 ),
             )
             .route(
+                "/json/{state}",
+                any(
+                    move |State(s): State<Arc<TargetState>>, Path(state): Path<String>| async move {
+                        record(&s, "/json");
+                        (
+                            StatusCode::OK,
+                            [("content-type", "application/json"), ("x-version", "7")],
+                            format!(r#"{{"status": "{state}", "count": 3, "items": [1, 2, 3]}}"#),
+                        )
+                    },
+                ),
+            )
+            .route(
                 "/alternate/{name}",
                 any(
                     move |State(s): State<Arc<TargetState>>, Path(name): Path<String>| async move {

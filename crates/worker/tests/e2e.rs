@@ -560,7 +560,9 @@ async fn a_retry_with_no_time_left_is_skipped_and_the_run_says_so() {
 #[tokio::test]
 async fn deleting_or_pausing_a_check_stops_its_queued_runs() {
     let target = Target::start().await;
-    let mut stack = Stack::start(0).await;
+    // The default lease margin (5 s): jobs wait in the queue behind the slow
+    // check, and must still be startable when their turn comes.
+    let mut stack = Stack::start_full(pulse_testkit::TestEnv::new().await, 0, 5000).await;
     // One run at a time, held by a slow check: the others wait in the queue.
     let mut settings = common::worker_settings(&stack.env);
     settings.concurrency = 1;
@@ -716,4 +718,92 @@ async fn slow_checks_do_not_starve_the_others_with_default_settings() {
             assert!(lag < 1000, "fast{i}: lag {lag} ms");
         }
     }
+}
+
+#[tokio::test]
+async fn a_failed_assertion_is_named_with_the_value_seen_and_every_run_shows_its_phases() {
+    let target = Target::start().await;
+    let stack = Stack::start(1).await;
+    let assertions = json!([
+        {"source": "status_code", "comparison": "equals", "target": 200},
+        {"source": "header", "property": "X-Version", "comparison": "greater_or_equal", "target": "5"},
+        {"source": "json_body", "property": "$.count", "comparison": "equals", "target": 3},
+        {"source": "json_body", "property": "$.status", "comparison": "equals", "target": "ok"}
+    ]);
+    let good = stack
+        .create(check(
+            "good",
+            &target.url("/json/ok"),
+            json!({"assertions": assertions}),
+        ))
+        .await;
+    let bad = stack
+        .create(check(
+            "bad",
+            &target.url("/json/down"),
+            json!({"assertions": assertions}),
+        ))
+        .await;
+    let good = good["id"].as_str().unwrap().to_string();
+    let bad = bad["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "runs of both", || async {
+        !stack.runs(&good).await.is_empty() && !stack.runs(&bad).await.is_empty()
+    })
+    .await;
+    let runs = stack.get(&format!("/checks/{bad}/runs")).await;
+    let run = &runs[0];
+    assert_eq!(run["status"], "fail", "{run}");
+    assert_eq!(run["failure_reason"], "assertion");
+    assert_eq!(
+        run["error"],
+        r#"json_body $.status equals "ok": got "down""#
+    );
+    let results = run["assertions"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[1]["actual"], "7");
+    assert_eq!(
+        results[3],
+        json!({"index": 3, "passed": false, "actual": "down"})
+    );
+    let excerpt = run["excerpt"].as_str().unwrap();
+    assert!(excerpt.starts_with("HTTP 200 OK\n"), "{excerpt}");
+    assert!(excerpt.contains("\"status\": \"down\""), "{excerpt}");
+    let phases = &run["phases"];
+    let sum: u64 = ["dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "download_ms"]
+        .iter()
+        .map(|k| phases[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, run["latency_ms"].as_u64().unwrap(), "{run}");
+
+    let runs = stack.get(&format!("/checks/{good}/runs")).await;
+    assert_eq!(runs[0]["status"], "success", "{}", runs[0]);
+    assert!(runs[0]["excerpt"].is_null(), "no excerpt for a passing run");
+    let check = stack.get(&format!("/checks/{bad}")).await;
+    assert!(check["last_error"].as_str().unwrap().contains("$.status"));
+}
+
+#[tokio::test]
+async fn a_slow_passing_run_is_degraded_and_opens_no_incident() {
+    let target = Target::start().await;
+    let hook = Receiver::start().await;
+    let stack = Stack::start(1).await;
+    let c = stack
+        .create(check(
+            "slowish",
+            &target.url("/slow?ms=300"),
+            json!({"degraded_ms": 100, "alert_threshold": 1, "webhook_url": hook.url()}),
+        ))
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "two runs", || async {
+        stack.runs(&id).await.len() >= 2
+    })
+    .await;
+    for run in stack.runs(&id).await {
+        assert_eq!(run.status, "degraded");
+    }
+    let check = stack.get(&format!("/checks/{id}")).await;
+    assert_eq!(check["last_status"], "degraded");
+    assert_eq!(check["consecutive_fails"], 0);
+    assert_eq!(stack.get(&format!("/checks/{id}/alerts")).await, json!([]));
 }

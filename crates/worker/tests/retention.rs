@@ -25,6 +25,7 @@ fn row(check_id: Uuid, days_ago: i64) -> RunRow {
         error: None,
         worker: "w".into(),
         attempts: 1,
+        ..pulse_store::RunRow::with_details(None)
     }
 }
 

@@ -2,7 +2,9 @@
 //! the one format (`pulse_core::time`).
 
 use chrono::{DateTime, Utc};
+use pulse_core::assertion::AssertionResult;
 use pulse_core::delivery::DeliveryState;
+use pulse_core::run::{Certificate, Phases};
 use pulse_core::AlertKind;
 use pulse_store::pg::alerts::AlertRecord;
 use pulse_store::RunRow;
@@ -27,11 +29,21 @@ pub struct RunView {
     #[serde(serialize_with = "pulse_core::time::ms")]
     pub scheduled_at: DateTime<Utc>,
     pub attempts: u8,
+    /// Where the time went: `dns_ms`, `connect_ms`, `tls_ms`, `ttfb_ms`,
+    /// `download_ms` (summed over redirects; they add up to `latency_ms`).
+    pub phases: Option<Phases>,
+    /// Every assertion's outcome: `index`, `passed`, `actual`.
+    pub assertions: Vec<AssertionResult>,
+    /// A failed run's response: status line, headers, first 4 KiB of body.
+    pub excerpt: Option<String>,
+    /// The server's certificate (HTTPS runs).
+    pub certificate: Option<Certificate>,
 }
 
 impl From<RunRow> for RunView {
     fn from(r: RunRow) -> RunView {
         let ms = |v: i64| DateTime::from_timestamp_millis(v).unwrap_or_default();
+        let details = r.details();
         RunView {
             id: r.id,
             check_id: r.check_id,
@@ -43,6 +55,10 @@ impl From<RunRow> for RunView {
             run_at: ms(r.run_at_ms),
             scheduled_at: ms(r.scheduled_at_ms),
             attempts: r.attempts,
+            phases: details.phases,
+            assertions: details.assertions,
+            excerpt: details.excerpt,
+            certificate: details.certificate,
         }
     }
 }

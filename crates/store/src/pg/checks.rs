@@ -562,14 +562,16 @@ impl CheckStore {
         let slots: Vec<i64> = runs.iter().map(|r| r.slot_ms).collect();
         let reasons = col(&|r| r.outcome.failure_reason.map(|f| f.as_str().to_string()));
         let attempts: Vec<i32> = runs.iter().map(|r| i32::from(r.outcome.attempts)).collect();
+        let details = col(&|r| serde_json::to_string(&r.outcome.details()).ok());
         let written: Vec<(Uuid,)> = sqlx::query_as(
             "WITH input AS ( \
                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], \
                     $5::int[], $6::int[], $7::text[], $8::int[], $9::bool[], $10::uuid[], \
                     $11::text[], $12::jsonb[], $13::text[], $14::uuid[], $15::bigint[], \
-                    $16::text[], $17::int[]) \
+                    $16::text[], $17::int[], $19::text[]) \
                 AS t(id, token, status, run_at, latency, code, error, fails, open, alert_id, \
-                    alert_kind, payload, webhook_url, result_id, slot_ms, reason, attempts)), \
+                    alert_kind, payload, webhook_url, result_id, slot_ms, reason, attempts, \
+                    details)), \
              upd AS ( \
                 UPDATE checks c SET last_status = i.status, last_run_at = i.run_at, \
                     last_latency_ms = i.latency, last_status_code = i.code, last_error = i.error, \
@@ -586,11 +588,11 @@ impl CheckStore {
                 FROM input i JOIN upd ON upd.id = i.id WHERE i.alert_kind IS NOT NULL), \
              res AS ( \
                 INSERT INTO run_result_batches (ids, check_ids, run_at, scheduled_at_ms, status, \
-                    failure_reason, latency_ms, status_code, error, worker, attempts) \
+                    failure_reason, latency_ms, status_code, error, worker, attempts, details) \
                 SELECT array_agg(i.result_id), array_agg(i.id), array_agg(i.run_at), \
                     array_agg(i.slot_ms), array_agg(i.status), array_agg(i.reason), \
                     array_agg(i.latency), array_agg(COALESCE(i.code, 0)), array_agg(i.error), \
-                    array_agg($18::text), array_agg(i.attempts) \
+                    array_agg($18::text), array_agg(i.attempts), array_agg(i.details) \
                 FROM input i JOIN upd ON upd.id = i.id HAVING count(*) > 0) \
              SELECT id FROM upd",
         )
@@ -612,6 +614,7 @@ impl CheckStore {
         .bind(reasons)
         .bind(attempts)
         .bind(worker)
+        .bind(details)
         .fetch_all(&self.pool)
         .await?;
         Ok(written.into_iter().map(|(id,)| id).collect())

@@ -28,6 +28,7 @@ struct OutboxRow {
     error: Option<String>,
     worker: String,
     attempts: i32,
+    details: Option<String>,
 }
 
 impl From<OutboxRow> for RunRow {
@@ -45,6 +46,7 @@ impl From<OutboxRow> for RunRow {
             error: r.error,
             worker: r.worker,
             attempts: r.attempts.clamp(0, 255) as u8,
+            ..RunRow::with_details(r.details)
         }
     }
 }
@@ -86,9 +88,10 @@ impl ResultOutbox {
                     FROM (SELECT * FROM run_result_batches ORDER BY seq LIMIT $1) f) w \
                 WHERE total - cardinality(ids) < $1) b, \
              unnest(b.ids, b.check_ids, b.run_at, b.scheduled_at_ms, b.status, b.failure_reason, \
-                b.latency_ms, b.status_code, b.error, b.worker, b.attempts) \
+                b.latency_ms, b.status_code, b.error, b.worker, b.attempts, \
+                COALESCE(b.details, '{}'::text[])) \
                 AS r(id, check_id, run_at, scheduled_at_ms, status, failure_reason, latency_ms, \
-                    status_code, error, worker, attempts) \
+                    status_code, error, worker, attempts, details) \
              ORDER BY b.seq",
         )
         .bind(limit)
