@@ -36,6 +36,10 @@ pub struct JobCheck {
     /// lease is held.
     pub consecutive_fails: i32,
     pub incident_open: bool,
+    #[serde(default)]
+    pub consecutive_degraded: i32,
+    #[serde(default)]
+    pub degraded_open: bool,
 }
 
 impl Job {
@@ -51,6 +55,8 @@ impl Job {
         IncidentState {
             consecutive_fails: self.check.consecutive_fails,
             incident_open: self.check.incident_open,
+            consecutive_degraded: self.check.consecutive_degraded,
+            degraded_open: self.check.degraded_open,
         }
     }
 
@@ -156,6 +162,8 @@ mod tests {
                 },
                 consecutive_fails: 1,
                 incident_open: false,
+                consecutive_degraded: 0,
+                degraded_open: false,
             },
         }
     }

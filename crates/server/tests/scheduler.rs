@@ -109,6 +109,7 @@ async fn a_tick_re_leases_the_runs_of_a_worker_whose_heartbeat_expired() {
         ),
         state: Default::default(),
         alert: None,
+        tls_alert: None,
     };
     assert!(f
         .store

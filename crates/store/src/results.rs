@@ -525,7 +525,8 @@ fn insert_values(rows: &[RunRow]) -> String {
         .iter()
         .map(|r| {
             format!(
-                "(toUUID('{}'), toUUID('{}'), toDateTime({}), {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                "(toUUID('{}'), toUUID('{}'), toDateTime({}), {}, {}, {}, {}, {}, {}, {}, {}, {}, \
+                 {}, {}, {}, {}, {}, {})",
                 r.id,
                 r.check_id,
                 r.run_at.timestamp(),
@@ -537,7 +538,13 @@ fn insert_values(rows: &[RunRow]) -> String {
                 r.status_code,
                 opt(&r.error),
                 text(&r.worker),
-                r.attempts
+                r.attempts,
+                r.dns_ms,
+                r.connect_ms,
+                r.tls_ms,
+                r.ttfb_ms,
+                r.download_ms,
+                text(&r.details)
             )
         })
         .collect::<Vec<_>>()

@@ -162,6 +162,7 @@ fn finish(job: &Job) -> Finish {
         outcome: outcome(),
         state: IncidentState::default(),
         alert: None,
+        tls_alert: None,
     }
 }
 
@@ -220,6 +221,7 @@ async fn a_batch_writes_each_run_and_its_alert_atomically() {
     failing.state = IncidentState {
         consecutive_fails: 1,
         incident_open: true,
+        ..Default::default()
     };
     failing.alert = Some(NewAlert {
         id: Uuid::new_v4(),

@@ -617,3 +617,66 @@ pub fn assert_help_matches_readme(binary: &str, who: &str) {
         );
     }
 }
+
+/// An HTTPS target on loopback with a self-signed certificate for
+/// `localhost` that expires `days` days from now; answers 200 "ok".
+pub struct TlsTarget {
+    pub port: u16,
+}
+
+impl TlsTarget {
+    pub async fn start(days: i64) -> TlsTarget {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "expiring.test");
+        let end = chrono::Utc::now() + chrono::Duration::days(days);
+        let date = |d: chrono::DateTime<chrono::Utc>| {
+            use chrono::Datelike;
+            rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
+        };
+        params.not_before = date(chrono::Utc::now() - chrono::Duration::days(30));
+        params.not_after = date(end);
+        let cert = params.self_signed(&key).unwrap();
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(conn).await else {
+                        return;
+                    };
+                    let mut buf = [0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        TlsTarget { port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}/", self.port)
+    }
+}

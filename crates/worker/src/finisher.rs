@@ -77,6 +77,19 @@ impl Finisher {
                 alerts = true;
             }
         }
+        let tls: Vec<(Uuid, &pulse_store::pg::checks::TlsAlert)> = ran
+            .iter()
+            .filter(|f| written.contains(&f.check_id))
+            .filter_map(|f| f.tls_alert.as_ref().map(|t| (f.check_id, t)))
+            .collect();
+        match self.checks.record_tls_alerts(&tls).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(alerts = n, "certificate expiry alerts raised");
+                alerts = true;
+            }
+            Err(e) => tracing::warn!(error = %e, "recording certificate alerts failed"),
+        }
         if alerts {
             self.alerter.notify();
         }

@@ -8,7 +8,7 @@ use pulse_checker::{Checker, Probe};
 use pulse_core::{AlertKind, AlertPayload, Job, RetrySkipped, RunOutcome};
 use pulse_runtime::metrics::StatusLabel;
 use pulse_runtime::WorkerMetrics as Metrics;
-use pulse_store::pg::checks::{Finish, NewAlert};
+use pulse_store::pg::checks::{Finish, NewAlert, TlsAlert};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -87,10 +87,13 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
     let lag_ms = (outcome.started_at.timestamp_millis() - job.slot_ms).max(0);
     m.schedule_lag.observe(lag_ms as f64 / 1000.0);
     ctx.overload.record(lag_ms as u64);
-    let (state, kind) = job
-        .incident_state()
-        .next(outcome.status.is_up(), job.check.spec.alert_threshold);
+    let (state, kind) = job.incident_state().next_run(
+        outcome.status,
+        job.check.spec.alert_threshold,
+        job.check.spec.alert_on_degraded,
+    );
     let alert = kind.map(|kind| new_alert(&job, kind, &outcome, state.consecutive_fails));
+    let tls_alert = tls_expiry_alert(&job, &outcome);
     tracing::debug!(check_id = %job.check_id, status = outcome.status.as_str(), latency_ms = outcome.latency_ms, "run done");
     let finish = Finish {
         check_id: job.check_id,
@@ -99,6 +102,7 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
         outcome,
         state,
         alert,
+        tls_alert,
     };
     let _ = ctx
         .done
@@ -161,6 +165,47 @@ fn probe(job: &Job) -> Probe<'_> {
         },
         verify_tls: c.tls_verify,
     }
+}
+
+/// A `tls_expiry` alert when the certificate expires within the check's
+/// `tls_expiry_days` (the finisher sends it once per certificate).
+fn tls_expiry_alert(job: &Job, outcome: &RunOutcome) -> Option<TlsAlert> {
+    let days = job.check.spec.tls_expiry_days;
+    let cert = outcome.certificate.as_ref()?;
+    if days <= 0 || cert.days_left >= i64::from(days) {
+        return None;
+    }
+    let mut alert = new_alert(
+        job,
+        AlertKind::TlsExpiry,
+        outcome,
+        job.check.consecutive_fails,
+    );
+    let error = if cert.days_left < 0 {
+        format!(
+            "certificate for {} expired on {}",
+            cert.subject,
+            pulse_core::time::format(&cert.not_after)
+        )
+    } else {
+        format!(
+            "certificate for {} expires in {} days, on {}",
+            cert.subject,
+            cert.days_left,
+            pulse_core::time::format(&cert.not_after)
+        )
+    };
+    if let Some(obj) = alert.payload.as_object_mut() {
+        obj.insert("error".into(), serde_json::Value::String(error));
+        obj.insert(
+            "certificate".into(),
+            serde_json::to_value(cert).unwrap_or_default(),
+        );
+    }
+    Some(TlsAlert {
+        fingerprint: cert.fingerprint.clone(),
+        alert,
+    })
 }
 
 fn new_alert(job: &Job, kind: AlertKind, outcome: &RunOutcome, consecutive_fails: i32) -> NewAlert {

@@ -807,3 +807,89 @@ async fn a_slow_passing_run_is_degraded_and_opens_no_incident() {
     assert_eq!(check["consecutive_fails"], 0);
     assert_eq!(stack.get(&format!("/checks/{id}/alerts")).await, json!([]));
 }
+
+#[tokio::test]
+async fn a_degraded_streak_alerts_once_and_fast_runs_recover_it() {
+    let target = Target::start().await;
+    let hook = Receiver::start().await;
+    let stack = Stack::start(1).await;
+    let c = stack
+        .create(check(
+            "laggy",
+            &target.url("/slow?ms=300"),
+            json!({"degraded_ms": 100, "alert_on_degraded": true, "alert_threshold": 2,
+                   "webhook_url": hook.url()}),
+        ))
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "a degraded alert", || async {
+        hook.received().iter().any(|b| b["type"] == "degraded")
+    })
+    .await;
+    // It stays one alert while the runs stay slow.
+    wait_until(LIMIT, "two more runs", || async {
+        stack.runs(&id).await.len() >= 4
+    })
+    .await;
+    assert_eq!(hook.received().len(), 1, "{:?}", hook.received());
+    // Fast again (the threshold moves above the latency): one recovery.
+    stack.patch(&id, json!({"degraded_ms": 5000})).await;
+    wait_until(LIMIT, "a recovery", || async {
+        hook.received().iter().any(|b| b["type"] == "recovery")
+    })
+    .await;
+    let kinds: Vec<String> = hook
+        .received()
+        .iter()
+        .map(|b| b["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, vec!["degraded", "recovery"]);
+}
+
+#[tokio::test]
+async fn a_certificate_expiring_soon_raises_one_alert_per_certificate() {
+    let tls = pulse_testkit::TlsTarget::start(5).await;
+    let hook = Receiver::start().await;
+    let stack = Stack::start(1).await;
+    let c = stack
+        .create(check(
+            "expiring",
+            &tls.url(),
+            json!({"tls_verify": false, "tls_expiry_days": 14, "webhook_url": hook.url()}),
+        ))
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "three runs", || async {
+        stack.runs(&id).await.len() >= 3
+    })
+    .await;
+    wait_until(LIMIT, "the expiry alert", || async {
+        !hook.received().is_empty()
+    })
+    .await;
+    let runs = stack.get(&format!("/checks/{id}/runs")).await;
+    let cert = &runs[0]["certificate"];
+    assert!(
+        (4..=5).contains(&cert["days_left"].as_i64().unwrap()),
+        "{cert}"
+    );
+    assert_eq!(
+        runs[0]["status"], "success",
+        "verification off: {}",
+        runs[0]
+    );
+    let alerts = stack.get(&format!("/checks/{id}/alerts")).await;
+    assert_eq!(
+        alerts.as_array().unwrap().len(),
+        1,
+        "one per certificate: {alerts}"
+    );
+    assert_eq!(alerts[0]["type"], "tls_expiry");
+    let sent = &hook.received()[0];
+    assert_eq!(sent["type"], "tls_expiry");
+    assert!(
+        sent["error"].as_str().unwrap().contains("expires in"),
+        "{sent}"
+    );
+    assert_eq!(sent["certificate"]["fingerprint"], cert["fingerprint"]);
+}

@@ -30,6 +30,8 @@ fn job(url: String, retries: i32) -> Job {
             },
             consecutive_fails: 0,
             incident_open: false,
+            consecutive_degraded: 0,
+            degraded_open: false,
         },
     }
 }

@@ -135,6 +135,15 @@ pub struct Finish {
     pub outcome: RunOutcome,
     pub state: IncidentState,
     pub alert: Option<NewAlert>,
+    /// A certificate expiring soon: alerted once per certificate.
+    pub tls_alert: Option<TlsAlert>,
+}
+
+/// A `tls_expiry` alert, sent unless this certificate was alerted before.
+#[derive(Debug, Clone)]
+pub struct TlsAlert {
+    pub fingerprint: String,
+    pub alert: NewAlert,
 }
 
 #[derive(FromRow)]
@@ -164,6 +173,8 @@ struct ClaimRow {
     tls_expiry_days: i32,
     consecutive_fails: i32,
     incident_open: bool,
+    consecutive_degraded: i32,
+    degraded_open: bool,
 }
 
 impl From<ClaimRow> for Job {
@@ -201,6 +212,8 @@ impl From<ClaimRow> for Job {
                 },
                 consecutive_fails: r.consecutive_fails,
                 incident_open: r.incident_open,
+                consecutive_degraded: r.consecutive_degraded,
+                degraded_open: r.degraded_open,
             },
         }
     }
@@ -212,7 +225,7 @@ const CLAIM_RETURNING: &str = "RETURNING c.id, c.lease_token, c.lease_slot, c.le
     c.name, c.url, c.method, c.headers, c.body, c.expected_status, c.body_contains, c.timeout_ms, \
     c.alert_threshold, c.retries, c.interval_seconds, c.webhook_url, c.assertions, c.degraded_ms, \
     c.max_response_ms, c.alert_on_degraded, c.tls_verify, c.tls_expiry_days, c.consecutive_fails, \
-    c.incident_open";
+    c.incident_open, c.consecutive_degraded, c.degraded_open";
 
 /// The scheduler's claim statement (`$1` batch size, `$2` lease margin in
 /// ms). The lease covers the run's budget (every attempt timing out plus
@@ -525,6 +538,46 @@ impl CheckStore {
         Ok(missed.unwrap_or(0))
     }
 
+    /// Records `tls_expiry` alerts, each only for a certificate (by check and
+    /// fingerprint) not alerted before. Returns how many were recorded.
+    pub async fn record_tls_alerts(&self, alerts: &[(Uuid, &TlsAlert)]) -> Result<u64> {
+        if alerts.is_empty() {
+            return Ok(0);
+        }
+        let checks: Vec<Uuid> = alerts.iter().map(|a| a.0).collect();
+        let prints: Vec<String> = alerts.iter().map(|a| a.1.fingerprint.clone()).collect();
+        let ids: Vec<Uuid> = alerts.iter().map(|a| a.1.alert.id).collect();
+        let payloads: Vec<serde_json::Value> =
+            alerts.iter().map(|a| a.1.alert.payload.clone()).collect();
+        let hooks: Vec<Option<String>> = alerts
+            .iter()
+            .map(|a| a.1.alert.webhook_url.clone())
+            .collect();
+        let done = sqlx::query(
+            "WITH input AS ( \
+                SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::text[]) \
+                AS t(check_id, fingerprint, alert_id, payload, webhook_url)), \
+             fresh AS ( \
+                INSERT INTO tls_expiry_alerted (check_id, fingerprint) \
+                SELECT check_id, fingerprint FROM input ON CONFLICT DO NOTHING \
+                RETURNING check_id, fingerprint) \
+             INSERT INTO alerts (id, check_id, kind, status, error, consecutive_fails, payload, \
+                webhook_url, delivery_state) \
+             SELECT i.alert_id, i.check_id, 'tls_expiry', i.payload->>'status', i.payload->>'error', 0, \
+                i.payload, i.webhook_url, \
+                CASE WHEN i.webhook_url IS NULL THEN 'skipped' ELSE 'pending' END \
+             FROM input i JOIN fresh f USING (check_id, fingerprint)",
+        )
+        .bind(checks)
+        .bind(prints)
+        .bind(ids)
+        .bind(payloads)
+        .bind(hooks)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Writes finished runs' state and releases their leases, each fenced
     /// by its lease token, and records their alerts and their results (in
     /// the `run_result_batches` outbox as one row, on their way to ClickHouse), all in one
@@ -548,6 +601,8 @@ impl CheckStore {
         let errors = col(&|r| r.outcome.error.clone());
         let fails: Vec<i32> = runs.iter().map(|r| r.state.consecutive_fails).collect();
         let open: Vec<bool> = runs.iter().map(|r| r.state.incident_open).collect();
+        let degraded: Vec<i32> = runs.iter().map(|r| r.state.consecutive_degraded).collect();
+        let degraded_open: Vec<bool> = runs.iter().map(|r| r.state.degraded_open).collect();
         let alert_ids: Vec<Option<Uuid>> = runs
             .iter()
             .map(|r| r.alert.as_ref().map(|a| a.id))
@@ -568,14 +623,15 @@ impl CheckStore {
                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], \
                     $5::int[], $6::int[], $7::text[], $8::int[], $9::bool[], $10::uuid[], \
                     $11::text[], $12::jsonb[], $13::text[], $14::uuid[], $15::bigint[], \
-                    $16::text[], $17::int[], $19::text[]) \
+                    $16::text[], $17::int[], $19::text[], $20::int[], $21::bool[]) \
                 AS t(id, token, status, run_at, latency, code, error, fails, open, alert_id, \
                     alert_kind, payload, webhook_url, result_id, slot_ms, reason, attempts, \
-                    details)), \
+                    details, degraded, degraded_open)), \
              upd AS ( \
                 UPDATE checks c SET last_status = i.status, last_run_at = i.run_at, \
                     last_latency_ms = i.latency, last_status_code = i.code, last_error = i.error, \
                     consecutive_fails = i.fails, incident_open = i.open, \
+                    consecutive_degraded = i.degraded, degraded_open = i.degraded_open, \
                     lease_token = NULL, lease_slot = NULL, lease_expires_at = NULL \
                 FROM input i \
                 WHERE c.id = i.id AND c.lease_token = i.token AND c.deleted_at IS NULL \
@@ -615,6 +671,8 @@ impl CheckStore {
         .bind(attempts)
         .bind(worker)
         .bind(details)
+        .bind(degraded)
+        .bind(degraded_open)
         .fetch_all(&self.pool)
         .await?;
         Ok(written.into_iter().map(|(id,)| id).collect())
