@@ -60,7 +60,7 @@ pub struct Answer {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Dns = 0,
     Connect = 1,
     Tls = 2,
@@ -96,7 +96,7 @@ impl Stopwatch {
         })))
     }
 
-    fn enter(&self, phase: Phase) {
+    pub(crate) fn enter(&self, phase: Phase) {
         if let Ok(mut w) = self.0.lock() {
             let now = w.origin.elapsed();
             let spent = (now - w.last).as_micros() as u64;
@@ -132,7 +132,7 @@ impl Stopwatch {
     }
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Aborts the connection task when the run is over or dropped.
@@ -253,21 +253,35 @@ impl Engine {
     /// The addresses of the URL's host that the policy allows.
     async fn resolve(&self, url: &url::Url) -> Result<Vec<SocketAddr>, FetchError> {
         let port = url.port_or_known_default().unwrap_or(80);
-        let ip = match url.host() {
-            Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
-            Some(url::Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
-            Some(url::Host::Domain(_)) => None,
-            None => return Err(FetchError::Request("the URL names no host".into())),
-        };
-        if let Some(ip) = ip {
-            if let Some(why) = self.policy.blocks(ip) {
-                return Err(FetchError::Blocked(format!(
-                    "blocked by target policy: {ip} is {why}"
-                )));
-            }
-            return Ok(vec![SocketAddr::new(ip, port)]);
+        match url.host() {
+            Some(url::Host::Ipv4(v4)) => self.resolve_ip(std::net::IpAddr::V4(v4), port),
+            Some(url::Host::Ipv6(v6)) => self.resolve_ip(std::net::IpAddr::V6(v6), port),
+            Some(url::Host::Domain(d)) => self.resolve_host(d, port).await,
+            None => Err(FetchError::Request("the URL names no host".into())),
         }
-        let host = url.host_str().unwrap_or_default();
+    }
+
+    fn resolve_ip(&self, ip: std::net::IpAddr, port: u16) -> Result<Vec<SocketAddr>, FetchError> {
+        if let Some(why) = self.policy.blocks(ip) {
+            return Err(FetchError::Blocked(format!(
+                "blocked by target policy: {ip} is {why}"
+            )));
+        }
+        Ok(vec![SocketAddr::new(ip, port)])
+    }
+
+    /// The addresses of `host` (a name or an IP literal) that the policy
+    /// allows.
+    pub(crate) async fn resolve_host(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, FetchError> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let ip = bare.parse::<std::net::IpAddr>().ok();
+        if let Some(ip) = ip {
+            return self.resolve_ip(ip, port);
+        }
         let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
             .await
             .map_err(|e| {
@@ -295,7 +309,7 @@ impl Engine {
         }
     }
 
-    async fn handshake(
+    pub(crate) async fn handshake(
         &self,
         tcp: TcpStream,
         host: &str,
@@ -365,7 +379,7 @@ impl Engine {
 }
 
 /// Connects to the first address that answers.
-async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, FetchError> {
+pub(crate) async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, FetchError> {
     let mut last = None;
     for addr in addrs {
         match TcpStream::connect(addr).await {

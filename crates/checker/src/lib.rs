@@ -24,6 +24,7 @@ use pulse_core::{FailureReason, RunOutcome};
 use rustls::pki_types::CertificateDer;
 
 pub mod engine;
+mod probes;
 mod tls;
 
 pub use engine::{Engine, FetchError, Stopwatch};
@@ -46,6 +47,26 @@ pub struct Probe<'a> {
     /// Verify the server's certificate (`tls_verify`); it is recorded
     /// either way.
     pub verify_tls: bool,
+    /// HTTP (`method`, `url`... above), or a TCP or DNS check.
+    pub kind: ProbeKind<'a>,
+}
+
+/// What a probe checks beyond HTTP.
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeKind<'a> {
+    Http,
+    Tcp {
+        host: &'a str,
+        port: u16,
+        tls: bool,
+        send: Option<&'a str>,
+        expect: Option<&'a str>,
+    },
+    Dns {
+        host: &'a str,
+        record_type: pulse_core::check::RecordType,
+        resolver: Option<&'a str>,
+    },
 }
 
 /// Root certificates trusted beside the system store and the built-in
@@ -223,6 +244,128 @@ impl Checker {
     /// wrong with the target is part of the outcome, with where the time
     /// went.
     pub async fn run(&self, probe: &Probe<'_>) -> RunOutcome {
+        match probe.kind {
+            ProbeKind::Http => self.run_http(probe).await,
+            ProbeKind::Tcp { .. } | ProbeKind::Dns { .. } => self.run_other(probe).await,
+        }
+    }
+
+    /// A TCP or DNS check: the answer is judged like a response whose body
+    /// is the received text (TCP) or the answers, one per line (DNS).
+    async fn run_other(&self, probe: &Probe<'_>) -> RunOutcome {
+        let started_at = Utc::now();
+        let watch = Stopwatch::start();
+        let attempt = tokio::time::timeout(probe.timeout, async {
+            match probe.kind {
+                ProbeKind::Tcp {
+                    host,
+                    port,
+                    tls,
+                    send,
+                    expect,
+                } => self
+                    .engine
+                    .tcp(host, port, tls, probe.verify_tls, send, expect, &watch)
+                    .await
+                    .map(|a| {
+                        let missing = (!a.found).then(|| {
+                            format!(
+                                "received text does not contain {:?}",
+                                expect.unwrap_or_default()
+                            )
+                        });
+                        (0u16, Vec::new(), a.received, missing, a.certificate)
+                    }),
+                ProbeKind::Dns {
+                    host,
+                    record_type,
+                    resolver,
+                } => self
+                    .engine
+                    .dns(host, record_type, resolver, probe.timeout, &watch)
+                    .await
+                    .map(|a| {
+                        let rcode = rcode_name(a.rcode);
+                        // Without assertions, a DNS check wants answers.
+                        let missing = probe.expect.assertions.is_empty().then(|| {
+                            if a.rcode != hickory_resolver::proto::op::ResponseCode::NoError {
+                                Some(format!("{host}: {rcode}"))
+                            } else if a.answers.is_empty() {
+                                Some(format!("{host}: no {} records", record_type.as_str()))
+                            } else {
+                                None
+                            }
+                        });
+                        (
+                            u16::from(a.rcode),
+                            vec![("rcode".to_string(), rcode)],
+                            a.answers.join("\n").into_bytes(),
+                            missing.flatten(),
+                            None,
+                        )
+                    }),
+                ProbeKind::Http => unreachable!("HTTP runs take run_http"),
+            }
+        })
+        .await;
+        let phases = watch.phases();
+        let latency_ms = phases.total_ms();
+        let mut outcome = match attempt {
+            Err(_) => RunOutcome::failed(
+                started_at,
+                latency_ms,
+                FailureReason::Timeout,
+                format!("no answer within {} ms", probe.timeout.as_millis()),
+            ),
+            Ok(Err(e)) => Self::fetch_failed(started_at, latency_ms, e),
+            Ok(Ok((status, headers, body, missing, certificate))) => {
+                let response = pulse_core::assertion::Response {
+                    status,
+                    headers: &headers,
+                    body: &body,
+                    latency_ms,
+                };
+                let mut outcome = RunOutcome::judge(started_at, &response, &probe.expect);
+                if let Some(why) = missing.filter(|_| outcome.status.is_up()) {
+                    let reason = if matches!(probe.kind, ProbeKind::Dns { .. }) {
+                        FailureReason::Dns
+                    } else {
+                        FailureReason::BodyMismatch
+                    };
+                    outcome.status = reason.status();
+                    outcome.failure_reason = Some(reason);
+                    outcome.error = Some(why);
+                }
+                outcome.status_code = None;
+                outcome.certificate = certificate;
+                outcome
+            }
+        };
+        outcome.phases = Some(phases);
+        outcome
+    }
+
+    fn fetch_failed(
+        started_at: chrono::DateTime<Utc>,
+        latency_ms: u32,
+        e: FetchError,
+    ) -> RunOutcome {
+        let (reason, text) = match e {
+            FetchError::Blocked(t) => (FailureReason::Blocked, t),
+            FetchError::Dns(t) => (FailureReason::Dns, t),
+            FetchError::Connect(t) => (FailureReason::Connect, t),
+            FetchError::Tls(t) => (FailureReason::Tls, t),
+            FetchError::Request(t) => (FailureReason::Request, t),
+        };
+        RunOutcome::failed(
+            started_at,
+            latency_ms,
+            reason,
+            pulse_core::redact::redact_text(&text),
+        )
+    }
+
+    async fn run_http(&self, probe: &Probe<'_>) -> RunOutcome {
         let started_at = Utc::now();
         let watch = Stopwatch::start();
         let keep_body = if probe.expect.needs_body() {
@@ -252,21 +395,7 @@ impl Checker {
                     probe.timeout.as_millis()
                 ),
             ),
-            Ok(Err(e)) => {
-                let (reason, text) = match e {
-                    FetchError::Blocked(t) => (FailureReason::Blocked, t),
-                    FetchError::Dns(t) => (FailureReason::Dns, t),
-                    FetchError::Connect(t) => (FailureReason::Connect, t),
-                    FetchError::Tls(t) => (FailureReason::Tls, t),
-                    FetchError::Request(t) => (FailureReason::Request, t),
-                };
-                RunOutcome::failed(
-                    started_at,
-                    latency_ms,
-                    reason,
-                    pulse_core::redact::redact_text(&text),
-                )
-            }
+            Ok(Err(e)) => Self::fetch_failed(started_at, latency_ms, e),
             Ok(Ok(answer)) => {
                 let response = pulse_core::assertion::Response {
                     status: answer.status,
@@ -289,6 +418,20 @@ impl Checker {
         };
         outcome.phases = Some(phases);
         outcome
+    }
+}
+
+/// A DNS response code as DNS tools print it: `NOERROR`, `NXDOMAIN`...
+fn rcode_name(code: hickory_resolver::proto::op::ResponseCode) -> String {
+    use hickory_resolver::proto::op::ResponseCode as R;
+    match code {
+        R::NoError => "NOERROR".into(),
+        R::FormErr => "FORMERR".into(),
+        R::ServFail => "SERVFAIL".into(),
+        R::NXDomain => "NXDOMAIN".into(),
+        R::NotImp => "NOTIMP".into(),
+        R::Refused => "REFUSED".into(),
+        other => format!("RCODE{}", u16::from(other)),
     }
 }
 

@@ -21,6 +21,7 @@ fn probe<'a>(url: &'a str, headers: &'a BTreeMap<String, String>) -> Probe<'a> {
         timeout: Duration::from_millis(2000),
         expect: pulse_core::run::Expectations::status(200, None),
         verify_tls: true,
+        kind: pulse_checker::ProbeKind::Http,
     }
 }
 

@@ -160,6 +160,7 @@ async fn run(roots: &ExtraRoots, url: &str, verify: bool) -> RunOutcome {
             timeout: Duration::from_secs(5),
             expect: pulse_core::run::Expectations::status(200, Some("helloworld")),
             verify_tls: verify,
+            kind: pulse_checker::ProbeKind::Http,
         })
         .await
 }

@@ -64,6 +64,7 @@ fn checks_and_webhooks_ignore_proxy_variables() {
                 timeout: Duration::from_secs(2),
                 expect: pulse_core::run::Expectations::status(200, None),
                 verify_tls: true,
+                kind: pulse_checker::ProbeKind::Http,
             })
             .await;
         assert_eq!(out.failure_reason, Some(FailureReason::Blocked), "{out:?}");

@@ -73,6 +73,7 @@ async fn check(roots: &ExtraRoots, url: &str) -> RunOutcome {
             timeout: Duration::from_secs(5),
             expect: pulse_core::run::Expectations::status(200, Some("ok")),
             verify_tls: true,
+            kind: pulse_checker::ProbeKind::Http,
         })
         .await
 }

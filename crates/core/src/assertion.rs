@@ -29,6 +29,11 @@ pub enum Source {
     JsonBody,
     TextBody,
     ResponseTime,
+    /// A DNS check's answers, one per line (`contains`, `equals`,
+    /// `is_empty`...).
+    DnsAnswer,
+    /// A DNS check's response code (`NOERROR`, `NXDOMAIN`, ...).
+    Rcode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +63,8 @@ impl Source {
             Source::JsonBody => "json_body",
             Source::TextBody => "text_body",
             Source::ResponseTime => "response_time",
+            Source::DnsAnswer => "dns_answer",
+            Source::Rcode => "rcode",
         }
     }
 
@@ -234,6 +241,7 @@ impl Assertion {
 
 /// The response as the assertions see it.
 pub struct Response<'a> {
+    /// The HTTP status; for DNS checks, the response code's number.
     pub status: u16,
     /// Header names in any case.
     pub headers: &'a [(String, String)],
@@ -290,7 +298,14 @@ fn actual(
     match a.source {
         Source::StatusCode => Some(r.status.to_string()),
         Source::ResponseTime => Some(r.latency_ms.to_string()),
-        Source::TextBody => Some(String::from_utf8_lossy(r.body).into_owned()),
+        // A DNS check's body is its answers, one per line, and its
+        // response code is its first header.
+        Source::TextBody | Source::DnsAnswer => Some(String::from_utf8_lossy(r.body).into_owned()),
+        Source::Rcode => r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "rcode")
+            .map(|(_, v)| v.clone()),
         Source::Header => {
             let values: Vec<&str> = r
                 .headers

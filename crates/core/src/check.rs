@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::assertion::{Assertion, MAX_ASSERTIONS};
+use crate::assertion::{Assertion, Source, MAX_ASSERTIONS};
 
 use crate::policy::TargetPolicy;
 
@@ -21,6 +21,74 @@ pub const MAX_HEADERS: usize = 50;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_BODY_CONTAINS_LEN: usize = 4096;
 pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// What a check probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckType {
+    /// An HTTP(S) request to `url`.
+    #[default]
+    Http,
+    /// A TCP connection to `host`:`port` (optionally TLS), optionally
+    /// sending `send` and expecting `expect` back.
+    Tcp,
+    /// A DNS query for `host`'s `record_type` records.
+    Dns,
+}
+
+impl CheckType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckType::Http => "http",
+            CheckType::Tcp => "tcp",
+            CheckType::Dns => "dns",
+        }
+    }
+}
+
+/// DNS record types a `dns` check may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordType {
+    A,
+    #[serde(rename = "AAAA")]
+    Aaaa,
+    #[serde(rename = "CNAME")]
+    Cname,
+    #[serde(rename = "MX")]
+    Mx,
+    #[serde(rename = "TXT")]
+    Txt,
+    #[serde(rename = "NS")]
+    Ns,
+}
+
+impl RecordType {
+    pub const ALL: [RecordType; 6] = [
+        RecordType::A,
+        RecordType::Aaaa,
+        RecordType::Cname,
+        RecordType::Mx,
+        RecordType::Txt,
+        RecordType::Ns,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordType::A => "A",
+            RecordType::Aaaa => "AAAA",
+            RecordType::Cname => "CNAME",
+            RecordType::Mx => "MX",
+            RecordType::Txt => "TXT",
+            RecordType::Ns => "NS",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecordType> {
+        RecordType::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
 
 /// A validated check definition: everything a user controls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +135,31 @@ pub struct CheckSpec {
     /// alert (once per certificate); 0 turns it off.
     #[serde(default = "default_tls_expiry_days")]
     pub tls_expiry_days: i32,
+    /// `http` (default), `tcp` or `dns`. For `tcp` and `dns` the `url` is
+    /// derived (`tcp://host:port`, `dns://host/TYPE`).
+    #[serde(rename = "type", default)]
+    pub check_type: CheckType,
+    /// `tcp` and `dns`: the host to connect to, or the name to resolve.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `tcp`: the port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `tcp`: a TLS handshake after connecting.
+    #[serde(default)]
+    pub tls: bool,
+    /// `tcp`: text sent after connecting.
+    #[serde(default)]
+    pub send: Option<String>,
+    /// `tcp`: text the answer must contain.
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// `dns`: which records (A, AAAA, CNAME, MX, TXT, NS; default A).
+    #[serde(default)]
+    pub record_type: Option<RecordType>,
+    /// `dns`: the resolver to ask, `ip:port` (default: the system's).
+    #[serde(default)]
+    pub resolver: Option<String>,
 }
 
 fn yes() -> bool {
@@ -101,6 +194,14 @@ impl CheckSpec {
             alert_on_degraded: false,
             tls_verify: true,
             tls_expiry_days: 14,
+            check_type: CheckType::Http,
+            host: None,
+            port: None,
+            tls: false,
+            send: None,
+            expect: None,
+            record_type: None,
+            resolver: None,
         }
     }
 }
@@ -171,6 +272,22 @@ pub struct CheckInput {
     pub tls_verify: Option<Option<bool>>,
     #[serde(default, deserialize_with = "present")]
     pub tls_expiry_days: Option<Option<i64>>,
+    #[serde(default, rename = "type", deserialize_with = "present")]
+    pub check_type: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub host: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub port: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub tls: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    pub send: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub expect: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub record_type: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub resolver: Option<Option<String>>,
 }
 
 /// Every field [`CheckInput`] accepts (the API names an unknown one).
@@ -195,6 +312,14 @@ pub const INPUT_FIELDS: &[&str] = &[
     "alert_on_degraded",
     "tls_verify",
     "tls_expiry_days",
+    "type",
+    "host",
+    "port",
+    "tls",
+    "send",
+    "expect",
+    "record_type",
+    "resolver",
 ];
 
 /// Marks a field that was present in the JSON, even when it was `null`.
@@ -230,7 +355,9 @@ impl CheckInput {
         if self.name.is_none() {
             return Err(invalid("name", "is required"));
         }
-        if self.url.is_none() {
+        let http = matches!(self.check_type, None | Some(None))
+            || matches!(&self.check_type, Some(Some(t)) if t == "http");
+        if http && self.url.is_none() {
             return Err(invalid("url", "is required"));
         }
         self.apply(CheckSpec::defaults(), policy)
@@ -318,6 +445,62 @@ impl CheckInput {
         if let Some(v) = not_null("tls_expiry_days", self.tls_expiry_days)? {
             spec.tls_expiry_days = in_range("tls_expiry_days", v, 0, 365)? as i32;
         }
+        if let Some(v) = not_null("type", self.check_type)? {
+            spec.check_type = match v.trim() {
+                "http" => CheckType::Http,
+                "tcp" => CheckType::Tcp,
+                "dns" => CheckType::Dns,
+                _ => return Err(invalid("type", "must be http, tcp or dns")),
+            };
+        }
+        if let Some(v) = self.host {
+            spec.host = v.map(|h| h.trim().to_string());
+        }
+        if let Some(v) = self.port {
+            spec.port = v
+                .map(|p| in_range("port", p, 1, 65535))
+                .transpose()?
+                .map(|p| p as u16);
+        }
+        if let Some(v) = not_null("tls", self.tls)? {
+            spec.tls = v;
+        }
+        if let Some(v) = self.send {
+            spec.send = v;
+        }
+        if let Some(v) = self.expect {
+            spec.expect = v;
+        }
+        if let Some(v) = self.record_type {
+            spec.record_type = v
+                .map(|t| {
+                    RecordType::parse(&t).ok_or_else(|| {
+                        invalid("record_type", "must be A, AAAA, CNAME, MX, TXT or NS")
+                    })
+                })
+                .transpose()?;
+        }
+        if let Some(v) = self.resolver {
+            spec.resolver = v.map(|r| r.trim().to_string());
+        }
+        // A tcp or dns check's URL is derived from what it probes.
+        match spec.check_type {
+            CheckType::Http => {}
+            CheckType::Tcp => {
+                spec.url = format!(
+                    "tcp://{}:{}",
+                    spec.host.as_deref().unwrap_or_default(),
+                    spec.port.unwrap_or_default()
+                );
+            }
+            CheckType::Dns => {
+                spec.url = format!(
+                    "dns://{}/{}",
+                    spec.host.as_deref().unwrap_or_default(),
+                    spec.record_type.unwrap_or(RecordType::A).as_str()
+                );
+            }
+        }
         spec.validate(policy)?;
         Ok(spec)
     }
@@ -394,6 +577,86 @@ fn parse_assertions(v: serde_json::Value) -> Result<Vec<Assertion>, ValidationEr
         .collect()
 }
 
+impl CheckSpec {
+    /// A `tcp` or `dns` check's own fields.
+    fn validate_target(&self, policy: TargetPolicy) -> Result<(), ValidationError> {
+        let host = self.host.as_deref().unwrap_or_default();
+        if host.is_empty() {
+            return Err(invalid("host", "is required"));
+        }
+        if host.len() > 253 || host.contains(['/', ' ', '\0', '@', '?', '#']) {
+            return Err(invalid("host", "must be a host name or an IP address"));
+        }
+        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+            if let Some(why) = policy.blocks(ip) {
+                return Err(invalid(
+                    "host",
+                    format!("blocked by target policy: {ip} is {why}"),
+                ));
+            }
+        }
+        match self.check_type {
+            CheckType::Tcp => {
+                if self.port.is_none() {
+                    return Err(invalid("port", "is required"));
+                }
+                for (field, text) in [("send", &self.send), ("expect", &self.expect)] {
+                    if let Some(t) = text {
+                        if t.len() > MAX_BODY_CONTAINS_LEN || t.contains('\0') {
+                            return Err(invalid(
+                                field,
+                                format!(
+                                    "must be at most {MAX_BODY_CONTAINS_LEN} bytes, without NUL"
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            CheckType::Dns => {
+                if let Some(r) = &self.resolver {
+                    let addr: std::net::SocketAddr = r
+                        .parse()
+                        .map_err(|_| invalid("resolver", "must be ip:port, e.g. 127.0.0.1:53"))?;
+                    if let Some(why) = policy.blocks(addr.ip()) {
+                        return Err(invalid(
+                            "resolver",
+                            format!("blocked by target policy: {} is {why}", addr.ip()),
+                        ));
+                    }
+                }
+            }
+            CheckType::Http => {}
+        }
+        let allowed: &[Source] = match self.check_type {
+            CheckType::Http => &[
+                Source::StatusCode,
+                Source::Header,
+                Source::JsonBody,
+                Source::TextBody,
+                Source::ResponseTime,
+            ],
+            CheckType::Tcp => &[Source::TextBody, Source::ResponseTime],
+            CheckType::Dns => &[Source::DnsAnswer, Source::Rcode, Source::ResponseTime],
+        };
+        if let Some(i) = self
+            .assertions
+            .iter()
+            .position(|a| !allowed.contains(&a.source))
+        {
+            return Err(ValidationError {
+                field: format!("assertions[{i}].source").into(),
+                message: format!(
+                    "{} is not a source of {} checks",
+                    self.assertions[i].source.as_str(),
+                    self.check_type.as_str()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 fn in_range(field: &'static str, v: i64, min: i64, max: i64) -> Result<i64, ValidationError> {
     if (min..=max).contains(&v) {
         Ok(v)
@@ -455,7 +718,10 @@ impl CheckSpec {
                 format!("must be at most {MAX_NAME_LEN} characters"),
             ));
         }
-        http_url("url", &self.url, policy)?;
+        match self.check_type {
+            CheckType::Http => http_url("url", &self.url, policy)?,
+            CheckType::Tcp | CheckType::Dns => self.validate_target(policy)?,
+        }
         if !METHODS.contains(&self.method.as_str()) {
             return Err(invalid(
                 "method",

@@ -209,7 +209,8 @@ pub const EXCERPT_BODY_BYTES: usize = 4096;
 /// What a response must satisfy to pass.
 #[derive(Debug, Clone, Copy)]
 pub struct Expectations<'a> {
-    pub expected_status: u16,
+    /// The HTTP status the response must have (`None`: TCP and DNS checks).
+    pub expected_status: Option<u16>,
     pub body_contains: Option<&'a str>,
     pub assertions: &'a [Assertion],
     pub degraded_ms: Option<i32>,
@@ -220,7 +221,7 @@ impl<'a> Expectations<'a> {
     /// Only a status code (and maybe a text), the original design's rules.
     pub fn status(expected_status: u16, body_contains: Option<&'a str>) -> Expectations<'a> {
         Expectations {
-            expected_status,
+            expected_status: Some(expected_status),
             body_contains,
             assertions: &[],
             degraded_ms: None,
@@ -262,24 +263,22 @@ impl RunOutcome {
     ) -> RunOutcome {
         let results = evaluate(expect.assertions, response);
         let latency_ms = response.latency_ms;
-        let failure = if response.status != expect.expected_status {
-            Some((
-                FailureReason::StatusMismatch,
-                format!(
-                    "expected status {}, got {}",
-                    expect.expected_status, response.status
-                ),
-            ))
-        } else if let Some(needle) = expect.body_contains {
-            (!contains(response.body, needle.as_bytes())).then(|| {
-                (
-                    FailureReason::BodyMismatch,
-                    format!("body does not contain {needle:?}"),
-                )
-            })
-        } else {
-            None
-        };
+        let failure =
+            if let Some(expected) = expect.expected_status.filter(|e| *e != response.status) {
+                Some((
+                    FailureReason::StatusMismatch,
+                    format!("expected status {expected}, got {}", response.status),
+                ))
+            } else if let Some(needle) = expect.body_contains {
+                (!contains(response.body, needle.as_bytes())).then(|| {
+                    (
+                        FailureReason::BodyMismatch,
+                        format!("body does not contain {needle:?}"),
+                    )
+                })
+            } else {
+                None
+            };
         let failure = failure
             .or_else(|| {
                 first_failure(expect.assertions, &results).map(|e| (FailureReason::Assertion, e))
@@ -376,7 +375,7 @@ mod tests {
             latency_ms,
         };
         let expect = Expectations {
-            expected_status: 200,
+            expected_status: Some(200),
             body_contains: None,
             assertions: &assertions,
             degraded_ms: degraded,

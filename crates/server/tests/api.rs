@@ -1112,3 +1112,69 @@ async fn assertions_are_stored_and_a_bad_one_is_named_by_index() {
         .await;
     assert_eq!(cleared["assertions"], json!([]));
 }
+
+#[tokio::test]
+async fn tcp_and_dns_checks_are_created_and_their_fields_validated() {
+    let app = TestApp::spawn().await;
+    let (status, tcp) = app
+        .post(
+            "/checks",
+            json!({"name": "smtp", "type": "tcp", "host": "127.0.0.1", "port": 25,
+                   "send": "EHLO pulse\r\n", "expect": "250"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{tcp}");
+    assert_eq!(tcp["type"], "tcp");
+    assert_eq!(tcp["url"], "tcp://127.0.0.1:25");
+    let (status, dns) = app
+        .post(
+            "/checks",
+            json!({"name": "zone", "type": "dns", "host": "pulse.test", "record_type": "mx",
+                   "resolver": "127.0.0.1:5353",
+                   "assertions": [{"source": "dns_answer", "comparison": "contains", "target": "mx1"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{dns}");
+    assert_eq!(dns["record_type"], "MX");
+    assert_eq!(dns["url"], "dns://pulse.test/MX");
+    for (body, field) in [
+        (json!({"name": "t", "type": "tcp", "port": 25}), "host"),
+        (
+            json!({"name": "t", "type": "tcp", "host": "a.test"}),
+            "port",
+        ),
+        (
+            json!({"name": "t", "type": "tcp", "host": "a.test", "port": 70000}),
+            "port",
+        ),
+        (
+            json!({"name": "t", "type": "tcp", "host": "169.254.169.254", "port": 80}),
+            "host",
+        ),
+        (
+            json!({"name": "t", "type": "dns", "host": "a.test", "record_type": "SOA"}),
+            "record_type",
+        ),
+        (
+            json!({"name": "t", "type": "dns", "host": "a.test", "resolver": "nope"}),
+            "resolver",
+        ),
+        (
+            json!({"name": "t", "type": "dns", "host": "a.test", "resolver": "169.254.169.254:53"}),
+            "resolver",
+        ),
+        (
+            json!({"name": "t", "type": "smtp", "host": "a.test"}),
+            "type",
+        ),
+        (
+            json!({"name": "t", "type": "tcp", "host": "a.test", "port": 1,
+                   "assertions": [{"source": "json_body", "property": "$.a", "comparison": "exists"}]}),
+            "assertions[0].source",
+        ),
+    ] {
+        let (status, err) = app.post("/checks", body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {err}");
+        assert_eq!(err["field"], field, "{body}: {err}");
+    }
+}

@@ -157,13 +157,29 @@ fn probe(job: &Job) -> Probe<'_> {
         body: c.body.as_deref(),
         timeout: Duration::from_millis(c.timeout_ms.max(1) as u64),
         expect: pulse_core::run::Expectations {
-            expected_status: c.expected_status,
+            expected_status: (c.check_type == pulse_core::check::CheckType::Http)
+                .then_some(c.expected_status),
             body_contains: c.body_contains.as_deref(),
             assertions: &c.assertions,
             degraded_ms: c.degraded_ms,
             max_response_ms: c.max_response_ms,
         },
         verify_tls: c.tls_verify,
+        kind: match c.check_type {
+            pulse_core::check::CheckType::Http => pulse_checker::ProbeKind::Http,
+            pulse_core::check::CheckType::Tcp => pulse_checker::ProbeKind::Tcp {
+                host: c.host.as_deref().unwrap_or_default(),
+                port: c.port.unwrap_or_default(),
+                tls: c.tls,
+                send: c.send.as_deref(),
+                expect: c.expect.as_deref(),
+            },
+            pulse_core::check::CheckType::Dns => pulse_checker::ProbeKind::Dns {
+                host: c.host.as_deref().unwrap_or_default(),
+                record_type: c.record_type.unwrap_or(pulse_core::check::RecordType::A),
+                resolver: c.resolver.as_deref(),
+            },
+        },
     }
 }
 

@@ -893,3 +893,33 @@ async fn a_certificate_expiring_soon_raises_one_alert_per_certificate() {
     );
     assert_eq!(sent["certificate"]["fingerprint"], cert["fingerprint"]);
 }
+
+#[tokio::test]
+async fn a_tcp_check_runs_end_to_end_with_its_phases() {
+    let target = Target::start().await;
+    let stack = Stack::start(1).await;
+    let port: u16 = target
+        .url("/")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let c = stack
+        .create(
+            json!({"name": "raw", "type": "tcp", "host": "127.0.0.1", "port": port,
+                       "interval_seconds": 1, "send": "GET /ok HTTP/1.0\r\n\r\n",
+                       "expect": "all systems healthy"}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    wait_until(LIMIT, "two runs", || async {
+        stack.runs(&id).await.len() >= 2
+    })
+    .await;
+    let runs = stack.get(&format!("/checks/{id}/runs")).await;
+    assert_eq!(runs[0]["status"], "success", "{}", runs[0]);
+    assert!(runs[0]["phases"]["connect_ms"].is_u64());
+    assert!(target.hits("/ok") >= 2);
+}

@@ -41,6 +41,14 @@ struct CheckRow {
     alert_on_degraded: bool,
     tls_verify: bool,
     tls_expiry_days: i32,
+    check_type: String,
+    host: Option<String>,
+    port: Option<i32>,
+    tls: bool,
+    send: Option<String>,
+    expect: Option<String>,
+    record_type: Option<String>,
+    resolver: Option<String>,
     /// `unknown` before the first run.
     last_status: String,
     last_run_at: Option<DateTime<Utc>>,
@@ -57,7 +65,7 @@ struct CheckRow {
 const CHECK_COLUMNS: &str = "id, name, url, method, headers, body, expected_status, body_contains, \
     interval_seconds, timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, \
     assertions, degraded_ms, max_response_ms, alert_on_degraded, tls_verify, tls_expiry_days, \
-    last_status, last_run_at, \
+    check_type, host, port, tls, send, expect, record_type, resolver, last_status, last_run_at, \
     last_latency_ms, last_status_code, last_error, consecutive_fails, next_run_at, created_at, updated_at, version";
 
 impl From<CheckRow> for Check {
@@ -88,6 +96,17 @@ impl From<CheckRow> for Check {
                 alert_on_degraded: r.alert_on_degraded,
                 tls_verify: r.tls_verify,
                 tls_expiry_days: r.tls_expiry_days,
+                check_type: check_type(&r.check_type),
+                host: r.host,
+                port: r.port.and_then(|p| u16::try_from(p).ok()),
+                tls: r.tls,
+                send: r.send,
+                expect: r.expect,
+                record_type: r
+                    .record_type
+                    .as_deref()
+                    .and_then(pulse_core::check::RecordType::parse),
+                resolver: r.resolver,
             },
             last_status: pulse_core::RunStatus::parse(&r.last_status),
             last_run_at: r.last_run_at,
@@ -171,6 +190,14 @@ struct ClaimRow {
     alert_on_degraded: bool,
     tls_verify: bool,
     tls_expiry_days: i32,
+    check_type: String,
+    host: Option<String>,
+    port: Option<i32>,
+    tls: bool,
+    send: Option<String>,
+    expect: Option<String>,
+    record_type: Option<String>,
+    resolver: Option<String>,
     consecutive_fails: i32,
     incident_open: bool,
     consecutive_degraded: i32,
@@ -209,6 +236,17 @@ impl From<ClaimRow> for Job {
                     alert_on_degraded: r.alert_on_degraded,
                     tls_verify: r.tls_verify,
                     tls_expiry_days: r.tls_expiry_days,
+                    check_type: check_type(&r.check_type),
+                    host: r.host,
+                    port: r.port.and_then(|p| u16::try_from(p).ok()),
+                    tls: r.tls,
+                    send: r.send,
+                    expect: r.expect,
+                    record_type: r
+                        .record_type
+                        .as_deref()
+                        .and_then(pulse_core::check::RecordType::parse),
+                    resolver: r.resolver,
                 },
                 consecutive_fails: r.consecutive_fails,
                 incident_open: r.incident_open,
@@ -224,7 +262,8 @@ const CLAIM_RETURNING: &str = "RETURNING c.id, c.lease_token, c.lease_slot, c.le
     now() AS claimed_at, \
     c.name, c.url, c.method, c.headers, c.body, c.expected_status, c.body_contains, c.timeout_ms, \
     c.alert_threshold, c.retries, c.interval_seconds, c.webhook_url, c.assertions, c.degraded_ms, \
-    c.max_response_ms, c.alert_on_degraded, c.tls_verify, c.tls_expiry_days, c.consecutive_fails, \
+    c.max_response_ms, c.alert_on_degraded, c.tls_verify, c.tls_expiry_days, c.check_type, c.host, \
+    c.port, c.tls, c.send, c.expect, c.record_type, c.resolver, c.consecutive_fails, \
     c.incident_open, c.consecutive_degraded, c.degraded_open";
 
 /// The scheduler's claim statement (`$1` batch size, `$2` lease margin in
@@ -252,7 +291,7 @@ const RELEASE_LEASE: &str = "lease_token = gen_random_uuid(), catching_up = true
 
 type CheckQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, CheckRow, PgArguments>;
 
-/// Binds a spec's fields as parameters `$2` to `$21`, in column order.
+/// Binds a spec's fields as parameters `$2` to `$29`, in column order.
 fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
     query
         .bind(&spec.name)
@@ -279,6 +318,22 @@ fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
         .bind(spec.alert_on_degraded)
         .bind(spec.tls_verify)
         .bind(spec.tls_expiry_days)
+        .bind(spec.check_type.as_str())
+        .bind(&spec.host)
+        .bind(spec.port.map(i32::from))
+        .bind(spec.tls)
+        .bind(&spec.send)
+        .bind(&spec.expect)
+        .bind(spec.record_type.map(|t| t.as_str()))
+        .bind(&spec.resolver)
+}
+
+fn check_type(s: &str) -> pulse_core::check::CheckType {
+    match s {
+        "tcp" => pulse_core::check::CheckType::Tcp,
+        "dns" => pulse_core::check::CheckType::Dns,
+        _ => pulse_core::check::CheckType::Http,
+    }
 }
 
 impl CheckStore {
@@ -296,9 +351,10 @@ impl CheckStore {
             "INSERT INTO checks (id, name, url, method, headers, body, expected_status, body_contains, \
              interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, webhook_secret, \
              retries, assertions, degraded_ms, max_response_ms, alert_on_degraded, tls_verify, \
-             tls_expiry_days, next_run_at) \
+             tls_expiry_days, check_type, host, port, tls, send, expect, record_type, resolver, \
+             next_run_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                 $18, $19, $20, $21, now()) \
+                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, now()) \
              RETURNING {CHECK_COLUMNS}"
         );
         let query = sqlx::query_as(&sql).bind(Uuid::new_v4());
@@ -394,6 +450,8 @@ impl CheckStore {
              alert_threshold = $11, webhook_url = $12, enabled = $13, webhook_secret = $14, \
              retries = $15, assertions = $16, degraded_ms = $17, max_response_ms = $18, \
              alert_on_degraded = $19, tls_verify = $20, tls_expiry_days = $21, \
+             check_type = $22, host = $23, port = $24, tls = $25, send = $26, expect = $27, \
+             record_type = $28, resolver = $29, \
              next_run_at = LEAST(next_run_at, now() + $9 * interval '1 second'), \
              updated_at = now(), version = version + 1 \
              WHERE id = $1 RETURNING {CHECK_COLUMNS}"
