@@ -12,7 +12,7 @@
 //! Usage: bench [--checks M] [--interval S] [--duration D] [--warmup W]
 //!              [--workers K] [--concurrency C] [--timeout-ms T]
 //!              [--target-delay-ms X] [--poll-ms P] [--explain]
-//!              [--no-baseline] [--out DIR]
+//!              [--no-baseline] [--https] [--assertions] [--out DIR]
 
 mod procs;
 mod report;
@@ -34,6 +34,12 @@ pub struct Args {
     pub poll_ms: u64,
     pub explain: bool,
     pub baseline: bool,
+    /// A TLS target (self-signed, `tls_verify` off): a full handshake every
+    /// run.
+    pub https: bool,
+    /// Every check asserts status, a JSONPath and the response time on a
+    /// JSON body.
+    pub assertions: bool,
     pub out: PathBuf,
 }
 
@@ -51,6 +57,8 @@ impl Args {
             poll_ms: 200,
             explain: false,
             baseline: true,
+            https: false,
+            assertions: false,
             out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/results")),
         };
         while let Some(flag) = it.next() {
@@ -71,6 +79,8 @@ impl Args {
                 "--out" => a.out = PathBuf::from(value()?),
                 "--explain" => a.explain = true,
                 "--no-baseline" => a.baseline = false,
+                "--https" => a.https = true,
+                "--assertions" => a.assertions = true,
                 other => anyhow::bail!(
                     "unknown flag {other}; see the doc comment of crates/bench/src/main.rs"
                 ),
@@ -91,7 +101,8 @@ async fn main() -> anyhow::Result<()> {
         argv.next();
         let checks = argv.next().and_then(|v| v.parse().ok()).unwrap_or(1);
         let delay = argv.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-        return target::serve(checks, delay).await;
+        let https = argv.next().as_deref() == Some("https");
+        return target::serve(checks, delay, https).await;
     }
     let args = Args::parse(argv)?;
     let result = run::run(&args).await?;

@@ -225,6 +225,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
             "target",
             &args.checks.to_string(),
             &args.target_delay_ms.to_string(),
+            if args.https { "https" } else { "http" },
         ])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -255,18 +256,31 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let interval_ms = args.interval_s as i64 * 1000;
     let base_ms = now_ms() + 3000 + (args.checks as i64 / 20_000) * 1000;
     let t = Instant::now();
+    // With --assertions: status, a JSONPath and the response time, judged
+    // on the target's JSON body.
+    let assertions = if args.assertions {
+        serde_json::json!([
+            {"source": "status_code", "comparison": "equals", "target": "200"},
+            {"source": "json_body", "property": "$.status", "comparison": "equals", "target": "ok"},
+            {"source": "response_time", "comparison": "less_than", "target": "2000"}
+        ])
+    } else {
+        serde_json::json!([])
+    };
     sqlx::query(
-        "INSERT INTO checks (id, name, url, interval_seconds, timeout_ms, alert_threshold, next_run_at) \
+        "INSERT INTO checks (id, name, url, interval_seconds, timeout_ms, alert_threshold, \
+            next_run_at, tls_verify, assertions) \
          SELECT gen_random_uuid(), 'bench-' || i, $1 || i, $2, $3, 3, \
-                to_timestamp(($4 + (i * $5 / $6)) / 1000.0) \
+                to_timestamp(($4 + (i * $5 / $6)) / 1000.0), false, $7 \
          FROM generate_series(0, $6 - 1) AS i",
     )
-    .bind(format!("http://127.0.0.1:{target_port}/t/"))
+    .bind(target_base(args, target_port))
     .bind(args.interval_s as i32)
     .bind(args.timeout_ms as i32)
     .bind(base_ms)
     .bind(interval_ms)
     .bind(args.checks as i64)
+    .bind(assertions)
     .execute(&pool)
     .await?;
     sqlx::query("ANALYZE checks").execute(&pool).await?;
@@ -412,7 +426,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     // Close its keep-alive connection now: ClickHouse waits for open
     // connections when it shuts down.
     drop(ch);
-    let hits: Vec<u64> = reqwest::get(format!("http://127.0.0.1:{target_port}/stats"))
+    let hits: Vec<u64> = stats_client()?
+        .get(format!(
+            "{}stats",
+            target_base(args, target_port).trim_end_matches("t/")
+        ))
+        .send()
         .await?
         .json()
         .await?;
@@ -543,6 +562,7 @@ async fn explain_claim(pool: &sqlx::PgPool, when: &str) -> anyhow::Result<String
 async fn baseline(args: &Args, port: u16) -> Baseline {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
+        .danger_accept_invalid_certs(true)
         .build()
         .expect("client");
     let rate = args.checks as f64 / args.interval_s as f64;
@@ -565,7 +585,7 @@ async fn baseline(args: &Args, port: u16) -> Baseline {
         while sent < upto {
             let permit = slots.clone().acquire_owned().await.expect("semaphore");
             let (client, errors) = (client.clone(), errors.clone());
-            let url = format!("http://127.0.0.1:{port}/t/{}", sent % args.checks);
+            let url = format!("{}{}", target_base(args, port), sent % args.checks);
             tasks.spawn(async move {
                 let ok = match client.get(&url).send().await {
                     Ok(r) => r.bytes().await.is_ok(),
@@ -588,6 +608,22 @@ async fn baseline(args: &Args, port: u16) -> Baseline {
         cpu_per_request_us: cpu * 1e6 / total.max(1) as f64,
         ratio: 0.0,
     }
+}
+
+/// The URL the checks point at, up to the check number.
+fn target_base(args: &Args, port: u16) -> String {
+    if args.https {
+        format!("https://localhost:{port}/t/")
+    } else {
+        format!("http://127.0.0.1:{port}/t/")
+    }
+}
+
+/// A client for the target's own endpoints (self-signed with --https).
+fn stats_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()?)
 }
 
 fn machine() -> String {

@@ -1,6 +1,8 @@
-//! The benchmark's target: a minimal HTTP server, run as its own process
-//! (`bench target`), so its CPU is measured apart. `GET /t/N` answers 200
-//! and counts a hit for check N; `GET /stats` returns the counts.
+//! The benchmark's target: a minimal HTTP (or HTTPS, with a self-signed
+//! certificate for `localhost`) server, run as its own process (`bench
+//! target`), so its CPU is measured apart. `GET /t/N` answers 200 with a
+//! small JSON body and counts a hit for check N; `GET /stats` returns the
+//! counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use axum::{Json, Router};
 
 struct Hits(Vec<AtomicU64>);
 
-pub async fn serve(checks: usize, delay_ms: u64) -> anyhow::Result<()> {
+pub async fn serve(checks: usize, delay_ms: u64, https: bool) -> anyhow::Result<()> {
     let hits = Arc::new(Hits((0..checks).map(|_| AtomicU64::new(0)).collect()));
     let app = Router::new()
         .route(
@@ -25,7 +27,10 @@ pub async fn serve(checks: usize, delay_ms: u64) -> anyhow::Result<()> {
                     if delay_ms > 0 {
                         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                     }
-                    "ok"
+                    (
+                        [("content-type", "application/json")],
+                        format!(r#"{{"status":"ok","n":{n}}}"#),
+                    )
                 },
             ),
         )
@@ -43,6 +48,41 @@ pub async fn serve(checks: usize, delay_ms: u64) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     // The parent reads the port from our first line of output.
     println!("{}", listener.local_addr()?.port());
-    axum::serve(listener, app).await?;
-    Ok(())
+    if !https {
+        axum::serve(listener, app).await?;
+        return Ok(());
+    }
+    let acceptor = tls_acceptor()?;
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+fn tls_acceptor() -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])?.self_signed(&key)?;
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
