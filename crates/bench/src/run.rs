@@ -80,9 +80,12 @@ impl Services {
         let dir =
             std::env::temp_dir().join(format!("pulse-bench-{}", uuid::Uuid::new_v4().simple()));
         let script = repo_root().join("scripts/services.sh");
+        // The benchmark measures Postgres as it runs in production: fsync,
+        // synchronous commit and full-page writes on (tests turn them off).
         let ok = Command::new(&script)
             .arg("start")
             .arg(&dir)
+            .env("PULSE_PG_DURABLE", "1")
             .status()
             .await?;
         if !ok.success() {
