@@ -147,7 +147,9 @@ impl Drop for Abort {
 #[derive(Clone)]
 pub struct Engine {
     pub policy: TargetPolicy,
-    pub roots: Arc<rustls::RootCertStore>,
+    /// The web PKI verifier over the trusted roots, built once: each
+    /// handshake wraps it to record what the server presents.
+    pub webpki: Arc<rustls::client::WebPkiServerVerifier>,
     /// Most body bytes read.
     pub body_limit: usize,
 }
@@ -288,25 +290,10 @@ impl Engine {
                 FetchError::Dns(format!("dns error: failed to lookup address {host}: {e}"))
             })?
             .collect();
-        let mut refused = None;
-        let allowed: Vec<SocketAddr> = found
-            .into_iter()
-            .filter(|a| match self.policy.blocks(a.ip()) {
-                Some(why) => {
-                    refused = Some(format!(
-                        "blocked by target policy: {host} resolves to {} ({why})",
-                        a.ip()
-                    ));
-                    false
-                }
-                None => true,
-            })
-            .collect();
-        match (allowed.is_empty(), refused) {
-            (false, _) => Ok(allowed),
-            (true, Some(why)) => Err(FetchError::Blocked(why)),
-            (true, None) => Err(FetchError::Dns(format!("dns error: {host} has no address"))),
-        }
+        crate::allowed(self.policy, host, found).map_err(|refused| match refused {
+            Some(blocked) => FetchError::Blocked(blocked.0),
+            None => FetchError::Dns(format!("dns error: {host} has no address")),
+        })
     }
 
     pub(crate) async fn handshake(
@@ -316,7 +303,7 @@ impl Engine {
         verify: bool,
     ) -> Result<(Box<dyn Stream>, Option<Certificate>), FetchError> {
         let tls_err = |e: rustls::Error| FetchError::Tls(format!("TLS setup: {e}"));
-        let verifier = Arc::new(tls::Recording::new(self.roots.clone(), verify).map_err(tls_err)?);
+        let verifier = Arc::new(tls::Recording::new(self.webpki.clone(), verify));
         let presented = verifier.presented.clone();
         let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),

@@ -186,6 +186,34 @@ pub fn guarded_client(policy: TargetPolicy, max_redirects: usize) -> reqwest::Cl
         }))
 }
 
+/// The addresses `host` resolved to that `policy` allows. When none is
+/// left: why the last was refused, or `None` when there were none at all.
+pub(crate) fn allowed(
+    policy: TargetPolicy,
+    host: &str,
+    addrs: Vec<SocketAddr>,
+) -> Result<Vec<SocketAddr>, Option<Blocked>> {
+    let mut refused = None;
+    let allowed: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| match policy.blocks(a.ip()) {
+            Some(why) => {
+                refused = Some(Blocked(format!(
+                    "blocked by target policy: {host} resolves to {} ({why})",
+                    a.ip()
+                )));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if allowed.is_empty() {
+        Err(refused)
+    } else {
+        Ok(allowed)
+    }
+}
+
 /// Resolves names with the system resolver, keeping only the addresses the
 /// policy allows; if none is left, resolution fails with the reason.
 struct PolicyResolver(TargetPolicy);
@@ -197,28 +225,14 @@ impl Resolve for PolicyResolver {
             let host = name.as_str().to_string();
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| match policy.blocks(a.ip()) {
-                    Some(why) => {
-                        refused = Some(format!(
-                            "blocked by target policy: {host} resolves to {} ({why})",
-                            a.ip()
-                        ));
-                        false
-                    }
-                    None => true,
-                })
-                .collect();
-            if allowed.is_empty() {
-                return Err(match refused {
-                    Some(why) => Blocked(why).into(),
-                    None => format!("{host} has no address").into(),
-                });
+            match allowed(policy, &host, addrs) {
+                Ok(allowed) => {
+                    let addrs: Addrs = Box::new(allowed.into_iter());
+                    Ok(addrs)
+                }
+                Err(Some(blocked)) => Err(blocked.into()),
+                Err(None) => Err(format!("{host} has no address").into()),
             }
-            let addrs: Addrs = Box::new(allowed.into_iter());
-            Ok(addrs)
         })
     }
 }
@@ -230,11 +244,11 @@ impl Checker {
         body_limit: usize,
         policy: TargetPolicy,
         roots: &ExtraRoots,
-    ) -> Result<Checker, std::convert::Infallible> {
+    ) -> Result<Checker, rustls::Error> {
         Ok(Checker {
             engine: Engine {
                 policy,
-                roots: tls::roots(&roots.0),
+                webpki: tls::webpki(&roots.0)?,
                 body_limit,
             },
         })
@@ -450,12 +464,5 @@ pub(crate) fn redact_chain(e: &(dyn Error + 'static)) -> String {
 /// An error and all its causes, joined by ": ", with the userinfo of any
 /// URL in them (reqwest names the URL) replaced by `***`.
 pub fn error_chain(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    pulse_core::redact::redact_text(&text)
+    redact_chain(e)
 }

@@ -12,9 +12,20 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-/// Trusted roots: the built-in Mozilla set, the system store and any extra
-/// CAs (`EXTRA_CA_FILE`).
-pub fn roots(extra: &[CertificateDer<'static>]) -> Arc<RootCertStore> {
+/// The web PKI verifier over the trusted roots: the built-in Mozilla set,
+/// the system store and any extra CAs (`EXTRA_CA_FILE`).
+pub fn webpki(
+    extra: &[CertificateDer<'static>],
+) -> Result<Arc<WebPkiServerVerifier>, rustls::Error> {
+    WebPkiServerVerifier::builder_with_provider(
+        roots(extra),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .map_err(|e| rustls::Error::General(e.to_string()))
+}
+
+fn roots(extra: &[CertificateDer<'static>]) -> Arc<RootCertStore> {
     let mut store = RootCertStore::empty();
     store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let (added, ignored) =
@@ -39,18 +50,12 @@ pub struct Recording {
 }
 
 impl Recording {
-    pub fn new(roots: Arc<RootCertStore>, verify: bool) -> Result<Recording, rustls::Error> {
-        let inner = WebPkiServerVerifier::builder_with_provider(
-            roots,
-            Arc::new(rustls::crypto::ring::default_provider()),
-        )
-        .build()
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
-        Ok(Recording {
+    pub fn new(inner: Arc<WebPkiServerVerifier>, verify: bool) -> Recording {
+        Recording {
             inner,
             verify,
             presented: Arc::new(Mutex::new(Vec::new())),
-        })
+        }
     }
 }
 

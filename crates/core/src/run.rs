@@ -180,6 +180,18 @@ pub struct Phases {
 }
 
 impl Phases {
+    /// Each phase with its name (`dns`, `connect`, `tls`, `ttfb`,
+    /// `download`), in order.
+    pub fn by_name(&self) -> [(&'static str, u32); 5] {
+        [
+            ("dns", self.dns_ms),
+            ("connect", self.connect_ms),
+            ("tls", self.tls_ms),
+            ("ttfb", self.ttfb_ms),
+            ("download", self.download_ms),
+        ]
+    }
+
     pub fn total_ms(&self) -> u32 {
         self.dns_ms + self.connect_ms + self.tls_ms + self.ttfb_ms + self.download_ms
     }

@@ -70,13 +70,7 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
     m.run_duration
         .observe(f64::from(outcome.latency_ms) / 1000.0);
     if let Some(p) = &outcome.phases {
-        for (phase, ms) in [
-            ("dns", p.dns_ms),
-            ("connect", p.connect_ms),
-            ("tls", p.tls_ms),
-            ("ttfb", p.ttfb_ms),
-            ("download", p.download_ms),
-        ] {
+        for (phase, ms) in p.by_name() {
             m.run_phase
                 .get_or_create(&pulse_runtime::metrics::PhaseLabel {
                     phase: phase.into(),

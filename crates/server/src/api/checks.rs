@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use pulse_core::{Check, CheckInput, INPUT_FIELDS};
+use pulse_core::{Check, CheckInput, RunStatus, INPUT_FIELDS};
 use pulse_store::pg::checks::CheckFilter;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -121,7 +121,29 @@ struct CheckListQuery {
 /// Default and largest page of `GET /checks`.
 const CHECKS_DEFAULT_LIMIT: i64 = 100;
 const CHECKS_MAX_LIMIT: i64 = 1000;
-const STATUSES: &[&str] = &["unknown", "success", "fail", "timeout", "error"];
+
+/// Whether `s` is a status a check's last run can have: `unknown` before
+/// the first run, else a run status (`missed` is never a last status).
+fn is_last_status(s: &str) -> bool {
+    s == "unknown" || RunStatus::parse(s).is_some_and(|st| st != RunStatus::Missed)
+}
+
+/// A `limit` query parameter: `default` when absent, else 1 to `max`.
+fn limit(raw: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let limit = raw.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(bad_query("limit", format!("must be between 1 and {max}")));
+    }
+    Ok(limit)
+}
+
+/// A `cursor` query parameter, as [`encode_cursor`] wrote it.
+fn cursor(raw: Option<&str>) -> Result<Option<(i64, Uuid)>, ApiError> {
+    raw.map(|raw| {
+        decode_cursor(raw).ok_or_else(|| bad_query("cursor", "is not a cursor this API gave"))
+    })
+    .transpose()
+}
 
 fn bad_query(field: &str, message: impl Into<String>) -> ApiError {
     let message = message.into();
@@ -153,20 +175,12 @@ async fn list(
     q: Result<Query<CheckListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q?;
-    let limit = q.limit.unwrap_or(CHECKS_DEFAULT_LIMIT);
-    if !(1..=CHECKS_MAX_LIMIT).contains(&limit) {
+    let limit = limit(q.limit, CHECKS_DEFAULT_LIMIT, CHECKS_MAX_LIMIT)?;
+    if q.status.as_deref().is_some_and(|s| !is_last_status(s)) {
         return Err(bad_query(
-            "limit",
-            format!("must be between 1 and {CHECKS_MAX_LIMIT}"),
+            "status",
+            "must be unknown, success, degraded, fail, timeout or error",
         ));
-    }
-    if let Some(s) = &q.status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(bad_query(
-                "status",
-                format!("must be one of {}", STATUSES.join(", ")),
-            ));
-        }
     }
     if q.q
         .as_deref()
@@ -177,17 +191,13 @@ async fn list(
             "must be at most 200 characters, without NUL",
         ));
     }
-    let after = match &q.cursor {
+    let after = match cursor(q.cursor.as_deref())? {
         None => None,
-        Some(raw) => {
-            let (us, id) = decode_cursor(raw)
-                .ok_or_else(|| bad_query("cursor", "is not a cursor this API gave"))?;
-            Some((
-                DateTime::from_timestamp_micros(us)
-                    .ok_or_else(|| bad_query("cursor", "is not a cursor this API gave"))?,
-                id,
-            ))
-        }
+        Some((us, id)) => Some((
+            DateTime::from_timestamp_micros(us)
+                .ok_or_else(|| bad_query("cursor", "is not a cursor this API gave"))?,
+            id,
+        )),
     };
     let checks = state
         .checks
@@ -301,17 +311,6 @@ struct RunsQuery {
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 1000;
 
-fn check_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(bad_query(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    Ok(limit)
-}
-
 fn rfc3339(field: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     raw.map(|s| {
         DateTime::parse_from_rfc3339(s)
@@ -331,19 +330,13 @@ async fn runs(
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
     let Query(q) = q?;
-    let limit = check_limit(q.limit)?;
+    let limit = limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let from = rfc3339("from", q.from.as_deref())?.unwrap_or(0);
     let to = rfc3339("to", q.to.as_deref())?.unwrap_or(i64::MAX);
     if from > to {
         return Err(bad_query("from", "must not be after `to`"));
     }
-    let before = match &q.cursor {
-        None => None,
-        Some(raw) => Some(
-            decode_cursor(raw)
-                .ok_or_else(|| bad_query("cursor", "is not a cursor this API gave"))?,
-        ),
-    };
+    let before = cursor(q.cursor.as_deref())?;
     state.checks.ever_existed(id).await?;
     let rows = state
         .services
@@ -369,7 +362,7 @@ async fn alerts(
 ) -> Result<Json<Vec<AlertView>>, ApiError> {
     let id = parse_id(id)?;
     let Query(q) = q?;
-    let limit = check_limit(q.limit)?;
+    let limit = limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     state.checks.ever_existed(id).await?;
     let alerts = state.alerts.for_check(id, limit).await?;
     Ok(Json(alerts.into_iter().map(AlertView::from).collect()))

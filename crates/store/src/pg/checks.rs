@@ -18,9 +18,10 @@ pub struct CheckStore {
     pool: PgPool,
 }
 
+/// A check's definition as stored: shared by the API's rows and the
+/// claim's, so a column is read in one place.
 #[derive(FromRow)]
-struct CheckRow {
-    id: Uuid,
+struct SpecRow {
     name: String,
     url: String,
     method: String,
@@ -49,6 +50,64 @@ struct CheckRow {
     expect: Option<String>,
     record_type: Option<String>,
     resolver: Option<String>,
+}
+
+/// The columns of [`SpecRow`], in a statement's select list or RETURNING.
+macro_rules! spec_columns {
+    () => {
+        "name, url, method, headers, body, expected_status, body_contains, interval_seconds, \
+         timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, assertions, \
+         degraded_ms, max_response_ms, alert_on_degraded, tls_verify, tls_expiry_days, check_type, \
+         host, port, tls, send, expect, record_type, resolver"
+    };
+}
+
+impl From<SpecRow> for CheckSpec {
+    fn from(r: SpecRow) -> CheckSpec {
+        CheckSpec {
+            name: r.name,
+            url: r.url,
+            method: r.method,
+            headers: r.headers.0,
+            body: r.body,
+            expected_status: r.expected_status as u16,
+            body_contains: r.body_contains,
+            interval_seconds: r.interval_seconds,
+            timeout_ms: r.timeout_ms,
+            alert_threshold: r.alert_threshold,
+            retries: r.retries,
+            webhook_url: r.webhook_url,
+            // Validated when stored.
+            webhook_secret: r
+                .webhook_secret
+                .and_then(|k| pulse_core::webhook::WebhookKey::parse(&k).ok()),
+            enabled: r.enabled,
+            assertions: r.assertions.0,
+            degraded_ms: r.degraded_ms,
+            max_response_ms: r.max_response_ms,
+            alert_on_degraded: r.alert_on_degraded,
+            tls_verify: r.tls_verify,
+            tls_expiry_days: r.tls_expiry_days,
+            check_type: check_type(&r.check_type),
+            host: r.host,
+            port: r.port.and_then(|p| u16::try_from(p).ok()),
+            tls: r.tls,
+            send: r.send,
+            expect: r.expect,
+            record_type: r
+                .record_type
+                .as_deref()
+                .and_then(pulse_core::check::RecordType::parse),
+            resolver: r.resolver,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct CheckRow {
+    id: Uuid,
+    #[sqlx(flatten)]
+    spec: SpecRow,
     /// `unknown` before the first run.
     last_status: String,
     last_run_at: Option<DateTime<Utc>>,
@@ -62,52 +121,18 @@ struct CheckRow {
     version: i64,
 }
 
-const CHECK_COLUMNS: &str = "id, name, url, method, headers, body, expected_status, body_contains, \
-    interval_seconds, timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, \
-    assertions, degraded_ms, max_response_ms, alert_on_degraded, tls_verify, tls_expiry_days, \
-    check_type, host, port, tls, send, expect, record_type, resolver, last_status, last_run_at, \
-    last_latency_ms, last_status_code, last_error, consecutive_fails, next_run_at, created_at, updated_at, version";
+const CHECK_COLUMNS: &str = concat!(
+    "id, ",
+    spec_columns!(),
+    ", last_status, last_run_at, last_latency_ms, last_status_code, last_error, \
+     consecutive_fails, next_run_at, created_at, updated_at, version"
+);
 
 impl From<CheckRow> for Check {
     fn from(r: CheckRow) -> Check {
         Check {
             id: r.id,
-            spec: CheckSpec {
-                name: r.name,
-                url: r.url,
-                method: r.method,
-                headers: r.headers.0,
-                body: r.body,
-                expected_status: r.expected_status as u16,
-                body_contains: r.body_contains,
-                interval_seconds: r.interval_seconds,
-                timeout_ms: r.timeout_ms,
-                alert_threshold: r.alert_threshold,
-                retries: r.retries,
-                webhook_url: r.webhook_url,
-                // Validated when stored.
-                webhook_secret: r
-                    .webhook_secret
-                    .and_then(|k| pulse_core::webhook::WebhookKey::parse(&k).ok()),
-                enabled: r.enabled,
-                assertions: r.assertions.0,
-                degraded_ms: r.degraded_ms,
-                max_response_ms: r.max_response_ms,
-                alert_on_degraded: r.alert_on_degraded,
-                tls_verify: r.tls_verify,
-                tls_expiry_days: r.tls_expiry_days,
-                check_type: check_type(&r.check_type),
-                host: r.host,
-                port: r.port.and_then(|p| u16::try_from(p).ok()),
-                tls: r.tls,
-                send: r.send,
-                expect: r.expect,
-                record_type: r
-                    .record_type
-                    .as_deref()
-                    .and_then(pulse_core::check::RecordType::parse),
-                resolver: r.resolver,
-            },
+            spec: r.spec.into(),
             last_status: pulse_core::RunStatus::parse(&r.last_status),
             last_run_at: r.last_run_at,
             last_latency_ms: r.last_latency_ms,
@@ -172,32 +197,8 @@ struct ClaimRow {
     lease_slot: DateTime<Utc>,
     lease_expires_at: DateTime<Utc>,
     claimed_at: DateTime<Utc>,
-    name: String,
-    url: String,
-    method: String,
-    headers: Json<BTreeMap<String, String>>,
-    body: Option<String>,
-    expected_status: i32,
-    body_contains: Option<String>,
-    timeout_ms: i32,
-    alert_threshold: i32,
-    retries: i32,
-    interval_seconds: i32,
-    webhook_url: Option<String>,
-    assertions: Json<Vec<Assertion>>,
-    degraded_ms: Option<i32>,
-    max_response_ms: Option<i32>,
-    alert_on_degraded: bool,
-    tls_verify: bool,
-    tls_expiry_days: i32,
-    check_type: String,
-    host: Option<String>,
-    port: Option<i32>,
-    tls: bool,
-    send: Option<String>,
-    expect: Option<String>,
-    record_type: Option<String>,
-    resolver: Option<String>,
+    #[sqlx(flatten)]
+    spec: SpecRow,
     consecutive_fails: i32,
     incident_open: bool,
     consecutive_degraded: i32,
@@ -214,39 +215,9 @@ impl From<ClaimRow> for Job {
             lease_expires_ms: r.lease_expires_at.timestamp_millis(),
             check: JobCheck {
                 spec: CheckSpec {
-                    name: r.name,
-                    url: r.url,
-                    method: r.method,
-                    headers: r.headers.0,
-                    body: r.body,
-                    expected_status: r.expected_status as u16,
-                    body_contains: r.body_contains,
-                    interval_seconds: r.interval_seconds,
-                    timeout_ms: r.timeout_ms,
-                    alert_threshold: r.alert_threshold,
-                    retries: r.retries,
-                    webhook_url: r.webhook_url,
                     // Never leaves Postgres: the alerter reads it there.
                     webhook_secret: None,
-                    // Only enabled checks are claimed.
-                    enabled: true,
-                    assertions: r.assertions.0,
-                    degraded_ms: r.degraded_ms,
-                    max_response_ms: r.max_response_ms,
-                    alert_on_degraded: r.alert_on_degraded,
-                    tls_verify: r.tls_verify,
-                    tls_expiry_days: r.tls_expiry_days,
-                    check_type: check_type(&r.check_type),
-                    host: r.host,
-                    port: r.port.and_then(|p| u16::try_from(p).ok()),
-                    tls: r.tls,
-                    send: r.send,
-                    expect: r.expect,
-                    record_type: r
-                        .record_type
-                        .as_deref()
-                        .and_then(pulse_core::check::RecordType::parse),
-                    resolver: r.resolver,
+                    ..r.spec.into()
                 },
                 consecutive_fails: r.consecutive_fails,
                 incident_open: r.incident_open,
@@ -258,13 +229,11 @@ impl From<ClaimRow> for Job {
 }
 
 /// What a claim returns: the lease and everything a worker needs.
-const CLAIM_RETURNING: &str = "RETURNING c.id, c.lease_token, c.lease_slot, c.lease_expires_at, \
-    now() AS claimed_at, \
-    c.name, c.url, c.method, c.headers, c.body, c.expected_status, c.body_contains, c.timeout_ms, \
-    c.alert_threshold, c.retries, c.interval_seconds, c.webhook_url, c.assertions, c.degraded_ms, \
-    c.max_response_ms, c.alert_on_degraded, c.tls_verify, c.tls_expiry_days, c.check_type, c.host, \
-    c.port, c.tls, c.send, c.expect, c.record_type, c.resolver, c.consecutive_fails, \
-    c.incident_open, c.consecutive_degraded, c.degraded_open";
+const CLAIM_RETURNING: &str = concat!(
+    "RETURNING c.id, c.lease_token, c.lease_slot, c.lease_expires_at, now() AS claimed_at, ",
+    spec_columns!(),
+    ", c.consecutive_fails, c.incident_open, c.consecutive_degraded, c.degraded_open"
+);
 
 /// The scheduler's claim statement (`$1` batch size, `$2` lease margin in
 /// ms). The lease covers the run's budget (every attempt timing out plus

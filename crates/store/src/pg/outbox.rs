@@ -60,6 +60,17 @@ impl ResultOutbox {
         ResultOutbox { pool }
     }
 
+    /// A transaction holding [`FLUSH_LOCK`], or `None` when another worker
+    /// holds it.
+    async fn lock(&self) -> Result<Option<sqlx::Transaction<'static, sqlx::Postgres>>> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(FLUSH_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(locked.then_some(tx))
+    }
+
     /// Moves up to `limit` of the oldest results to ClickHouse, exactly
     /// once. One flusher at a time: the rows are read and later deleted in
     /// one transaction that holds [`FLUSH_LOCK`]; if another worker holds
@@ -70,14 +81,9 @@ impl ResultOutbox {
     /// looks those up in ClickHouse and skips the ones already there.
     /// Returns how many moved.
     pub async fn flush(&self, results: &ResultsStore, limit: i64) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(FLUSH_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !locked {
+        let Some(mut tx) = self.lock().await? else {
             return Ok(0);
-        }
+        };
         let sent_upto: i64 = sqlx::query_scalar("SELECT upto FROM run_results_sent")
             .fetch_one(&mut *tx)
             .await?;
@@ -166,14 +172,9 @@ impl ResultOutbox {
     /// Holds the flush lock, so no flush is sending meanwhile; if another
     /// worker is flushing, drops nothing. Returns how many were dropped.
     pub async fn trim(&self, max: i64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(FLUSH_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !locked {
+        let Some(mut tx) = self.lock().await? else {
             return Ok(0);
-        }
+        };
         let dropped: i64 = sqlx::query_scalar(
             "WITH dropped AS ( \
                 DELETE FROM run_result_batches WHERE seq IN ( \
