@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::assertion::{Assertion, Source, MAX_ASSERTIONS};
 
+use crate::location::{LocationStrategy, Quorum, DEFAULT_LOCATION, MAX_LOCATIONS};
 use crate::policy::TargetPolicy;
 
 pub const MAX_NAME_LEN: usize = 200;
@@ -160,6 +161,23 @@ pub struct CheckSpec {
     /// `dns`: the resolver to ask, `ip:port` (default: the system's).
     #[serde(default)]
     pub resolver: Option<String>,
+    /// Where the check runs from (default `["default"]`).
+    #[serde(default = "default_locations")]
+    pub locations: Vec<String>,
+    /// `all`: every slot in every location; `round_robin`: one location per
+    /// slot, in turn.
+    #[serde(default)]
+    pub location_strategy: LocationStrategy,
+    /// How many locations must be failing to open an incident.
+    #[serde(default)]
+    pub alert_locations: Quorum,
+    /// Shown on the public status page (`/status`).
+    #[serde(default)]
+    pub public: bool,
+}
+
+fn default_locations() -> Vec<String> {
+    vec![DEFAULT_LOCATION.to_string()]
 }
 
 fn yes() -> bool {
@@ -202,6 +220,10 @@ impl CheckSpec {
             expect: None,
             record_type: None,
             resolver: None,
+            locations: default_locations(),
+            location_strategy: LocationStrategy::All,
+            alert_locations: Quorum::Any,
+            public: false,
         }
     }
 }
@@ -288,6 +310,15 @@ pub struct CheckInput {
     pub record_type: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub resolver: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub locations: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub location_strategy: Option<Option<String>>,
+    /// Kept as JSON until validated: a number or a word.
+    #[serde(default, deserialize_with = "present")]
+    pub alert_locations: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "present")]
+    pub public: Option<Option<bool>>,
 }
 
 /// Every field [`CheckInput`] accepts (the API names an unknown one).
@@ -320,6 +351,10 @@ pub const INPUT_FIELDS: &[&str] = &[
     "expect",
     "record_type",
     "resolver",
+    "locations",
+    "location_strategy",
+    "alert_locations",
+    "public",
 ];
 
 /// Marks a field that was present in the JSON, even when it was `null`.
@@ -482,6 +517,20 @@ impl CheckInput {
         }
         if let Some(v) = self.resolver {
             spec.resolver = v.map(|r| r.trim().to_string());
+        }
+        if let Some(v) = not_null("locations", self.locations)? {
+            spec.locations = v.iter().map(|l| l.trim().to_string()).collect();
+        }
+        if let Some(v) = not_null("location_strategy", self.location_strategy)? {
+            spec.location_strategy = LocationStrategy::parse(v.trim())
+                .ok_or_else(|| invalid("location_strategy", "must be all or round_robin"))?;
+        }
+        if let Some(v) = not_null("alert_locations", self.alert_locations)? {
+            spec.alert_locations =
+                serde_json::from_value(v).map_err(|e| invalid("alert_locations", e.to_string()))?;
+        }
+        if let Some(v) = not_null("public", self.public)? {
+            spec.public = v;
         }
         // A tcp or dns check's URL is derived from what it probes.
         match spec.check_type {
@@ -769,6 +818,35 @@ impl CheckSpec {
                 return Err(invalid("degraded_ms", "must be below max_response_ms"));
             }
         }
+        self.validate_locations()
+    }
+
+    /// `locations` is a list of 1 to [`MAX_LOCATIONS`] distinct names, and a
+    /// numeric `alert_locations` is at most their count.
+    fn validate_locations(&self) -> Result<(), ValidationError> {
+        if self.locations.is_empty() || self.locations.len() > MAX_LOCATIONS {
+            return Err(invalid(
+                "locations",
+                format!("must list 1 to {MAX_LOCATIONS} locations"),
+            ));
+        }
+        for (i, name) in self.locations.iter().enumerate() {
+            crate::location::valid_name(name).map_err(|m| invalid("locations", m))?;
+            if self.locations[..i].contains(name) {
+                return Err(invalid("locations", format!("{name:?} is listed twice")));
+            }
+        }
+        if let Quorum::AtLeast(n) = self.alert_locations {
+            if usize::from(n) > self.locations.len() {
+                return Err(invalid(
+                    "alert_locations",
+                    format!(
+                        "must be at most the number of locations ({})",
+                        self.locations.len()
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -1003,6 +1081,48 @@ mod tests {
         assert!(c(500, 2000).is_ok());
         assert_eq!(c(2000, 500).unwrap_err().field, "degraded_ms");
         assert_eq!(c(0, 500).unwrap_err().field, "degraded_ms");
+    }
+
+    #[test]
+    fn locations_and_quorums_are_checked_and_named() {
+        let base = json!({"name": "n", "url": "http://127.0.0.1:1/"});
+        let with = |extra: serde_json::Value| {
+            let mut v = base.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            v
+        };
+        let spec = create(base.clone()).unwrap();
+        assert_eq!(spec.locations, vec!["default".to_string()]);
+        assert_eq!(spec.alert_locations, Quorum::Any);
+        assert!(!spec.public);
+        let spec = create(with(json!({"locations": ["a", "b", "c"],
+            "location_strategy": "round_robin", "alert_locations": "majority", "public": true})))
+        .unwrap();
+        assert_eq!(spec.locations.len(), 3);
+        assert_eq!(spec.location_strategy, LocationStrategy::RoundRobin);
+        assert_eq!(spec.alert_locations, Quorum::Majority);
+        assert!(spec.public);
+        let spec = create(with(json!({"locations": ["a", "b"], "alert_locations": 2}))).unwrap();
+        assert_eq!(spec.alert_locations, Quorum::AtLeast(2));
+        for (bad, field) in [
+            (json!({"locations": []}), "locations"),
+            (json!({"locations": ["a", "a"]}), "locations"),
+            (json!({"locations": ["Not Valid"]}), "locations"),
+            (json!({"locations": null}), "locations"),
+            (json!({"location_strategy": "random"}), "location_strategy"),
+            (json!({"alert_locations": 0}), "alert_locations"),
+            (json!({"alert_locations": "most"}), "alert_locations"),
+            (
+                json!({"locations": ["a"], "alert_locations": 2}),
+                "alert_locations",
+            ),
+            (json!({"public": null}), "public"),
+        ] {
+            let err = create(with(bad.clone())).unwrap_err();
+            assert_eq!(err.field, field, "{bad}");
+        }
     }
 
     #[test]

@@ -113,12 +113,15 @@ async fn a_tick_re_leases_the_runs_of_a_worker_whose_heartbeat_expired() {
     };
     assert!(f
         .store
-        .finish_batch(&[finish(&old)], "doomed")
+        .finish_batch(&[finish(&old)], "doomed", "default")
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        f.store.finish_batch(&[finish(&again)], "w2").await.unwrap(),
+        f.store
+            .finish_batch(&[finish(&again)], "w2", "default")
+            .await
+            .unwrap(),
         vec![id]
     );
 }

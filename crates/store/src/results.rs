@@ -40,6 +40,7 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("ttfb_ms", "UInt32 DEFAULT 0"),
     ("download_ms", "UInt32 DEFAULT 0"),
     ("details", "String DEFAULT '{}'"),
+    ("location", "String DEFAULT 'default'"),
 ];
 
 /// One run, as stored.
@@ -73,6 +74,8 @@ pub struct RunRow {
     /// The rest of the run as JSON (`pulse_core::run::RunDetails`):
     /// assertion outcomes, a failed response's excerpt, the certificate.
     pub details: String,
+    /// Where the run was made from (`LOCATION` of its worker).
+    pub location: String,
 }
 
 impl RunRow {
@@ -103,6 +106,7 @@ impl RunRow {
             ttfb_ms: p.ttfb_ms,
             download_ms: p.download_ms,
             details: details.unwrap_or_else(|| "{}".into()),
+            location: pulse_core::location::DEFAULT_LOCATION.into(),
         }
     }
 
@@ -206,13 +210,20 @@ impl ResultsStore {
         from_ms: i64,
         to_ms: i64,
         before: Option<(i64, Uuid)>,
+        location: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RunRow>> {
-        Ok(
-            sql::page(&self.client, check_id, from_ms, to_ms, before, limit)
-                .fetch_all()
-                .await?,
+        Ok(sql::page(
+            &self.client,
+            check_id,
+            from_ms,
+            to_ms,
+            before,
+            location,
+            limit,
         )
+        .fetch_all()
+        .await?)
     }
 
     /// Every run of a check since `since_ms`, oldest first (tests, benchmark).
@@ -331,6 +342,7 @@ mod sql {
         from_ms: i64,
         to_ms: i64,
         before: Option<(i64, Uuid)>,
+        location: Option<&str>,
         limit: u32,
     ) -> Query {
         let (before_ms, before_id) = before.unwrap_or((i64::MAX, Uuid::max()));
@@ -339,6 +351,7 @@ mod sql {
                 "SELECT {} FROM {TABLE} WHERE check_id = ? \
                  AND run_at_ms >= ? AND run_at_ms < ? \
                  AND (run_at_ms < ? OR (run_at_ms = ? AND id < toUUID(?))) \
+                 AND (? = 0 OR location = ?) \
                  ORDER BY run_at_ms DESC, id DESC LIMIT ?",
                 fields()
             ))
@@ -348,6 +361,8 @@ mod sql {
             .bind(before_ms)
             .bind(before_ms)
             .bind(before_id.to_string())
+            .bind(u8::from(location.is_some()))
+            .bind(location.unwrap_or_default())
             .bind(limit)
     }
 
@@ -461,7 +476,16 @@ pub fn compatibility_scenario(database: &str, rows: &[RunRow]) -> Vec<Step> {
         step("latest", sql::latest(&c, check, 1000), true),
         step("latest_limited", sql::latest(&c, check, 1), true),
         step("since", sql::since(&c, check, 0), true),
-        step("page", sql::page(&c, check, 0, i64::MAX, None, 2), true),
+        step(
+            "page",
+            sql::page(&c, check, 0, i64::MAX, None, None, 2),
+            true,
+        ),
+        step(
+            "page_in_location",
+            sql::page(&c, check, 0, i64::MAX, None, Some("eu-west"), 1000),
+            true,
+        ),
         step(
             "page_after",
             sql::page(
@@ -470,6 +494,7 @@ pub fn compatibility_scenario(database: &str, rows: &[RunRow]) -> Vec<Step> {
                 0,
                 i64::MAX,
                 rows.get(1).map(|r| (r.run_at_ms, r.id)),
+                None,
                 1000,
             ),
             true,
@@ -526,7 +551,7 @@ fn insert_values(rows: &[RunRow]) -> String {
         .map(|r| {
             format!(
                 "(toUUID('{}'), toUUID('{}'), toDateTime({}), {}, {}, {}, {}, {}, {}, {}, {}, {}, \
-                 {}, {}, {}, {}, {}, {})",
+                 {}, {}, {}, {}, {}, {}, {})",
                 r.id,
                 r.check_id,
                 r.run_at.timestamp(),
@@ -544,7 +569,8 @@ fn insert_values(rows: &[RunRow]) -> String {
                 r.tls_ms,
                 r.ttfb_ms,
                 r.download_ms,
-                text(&r.details)
+                text(&r.details),
+                text(&r.location)
             )
         })
         .collect::<Vec<_>>()

@@ -101,12 +101,15 @@ async fn a_leased_check_is_not_claimed_again_until_the_lease_expires() {
     assert_ne!(again[0].token, first[0].token);
     // The old token can no longer write; the new one can.
     assert!(store
-        .finish_batch(&[finish(&first[0])], "w")
+        .finish_batch(&[finish(&first[0])], "w", "default")
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        store.finish_batch(&[finish(&again[0])], "w").await.unwrap(),
+        store
+            .finish_batch(&[finish(&again[0])], "w", "default")
+            .await
+            .unwrap(),
         vec![id]
     );
 }
@@ -189,18 +192,21 @@ async fn the_state_write_is_fenced_by_the_lease_token() {
     let mut stranger = finish(&job);
     stranger.token = Uuid::new_v4();
     assert!(store
-        .finish_batch(&[stranger], "w")
+        .finish_batch(&[stranger], "w", "default")
         .await
         .unwrap()
         .is_empty());
     assert_eq!(store.get(id).await.unwrap().last_status, None);
     // The holder can, once: the write releases the lease.
     assert_eq!(
-        store.finish_batch(&[finish(&job)], "w").await.unwrap(),
+        store
+            .finish_batch(&[finish(&job)], "w", "default")
+            .await
+            .unwrap(),
         vec![id]
     );
     assert!(store
-        .finish_batch(&[finish(&job)], "w")
+        .finish_batch(&[finish(&job)], "w", "default")
         .await
         .unwrap()
         .is_empty());
@@ -229,7 +235,7 @@ async fn a_batch_writes_each_run_and_its_alert_atomically() {
         payload: json!({"type": "failure"}),
         webhook_url: None,
     });
-    let mut written = store.finish_batch(&runs, "w").await.unwrap();
+    let mut written = store.finish_batch(&runs, "w", "default").await.unwrap();
     written.sort();
     let mut want = vec![a, b];
     want.sort();
@@ -272,7 +278,7 @@ async fn deleted_and_disabled_checks_are_not_claimed_and_deleted_ones_not_writte
         .unwrap();
     let gone_job = job.iter().find(|j| j.check_id == gone).unwrap();
     assert!(store
-        .finish_batch(&[finish(gone_job)], "w")
+        .finish_batch(&[finish(gone_job)], "w", "default")
         .await
         .unwrap()
         .is_empty());
@@ -313,7 +319,10 @@ async fn after_a_lost_worker_the_slot_reruns_once_and_later_ones_are_recorded_mi
     assert_eq!(again[0].slot_ms, due.timestamp_millis());
     // Nothing else of the check is claimed while it is catching up.
     assert!(store.claim_due(10, 0).await.unwrap().is_empty());
-    store.finish_batch(&[finish(&again[0])], "w").await.unwrap();
+    store
+        .finish_batch(&[finish(&again[0])], "w", "default")
+        .await
+        .unwrap();
     // Meanwhile three more slots came due (simulated by moving time back).
     let first = due - Duration::seconds(4);
     set_next_run(&store, id, first).await;
@@ -351,7 +360,10 @@ async fn a_lost_workers_leases_are_reissued_at_once_by_token() {
     let ja = jobs.iter().find(|j| j.check_id == a).unwrap();
     let jb = jobs.iter().find(|j| j.check_id == b).unwrap();
     // b's run finished before its worker died: its old token is spent.
-    store.finish_batch(&[finish(jb)], "w").await.unwrap();
+    store
+        .finish_batch(&[finish(jb)], "w", "default")
+        .await
+        .unwrap();
     let relet = store
         .relet(&[(a, ja.token), (b, jb.token), (a, Uuid::new_v4())], 1000)
         .await
@@ -362,12 +374,15 @@ async fn a_lost_workers_leases_are_reissued_at_once_by_token() {
     assert_ne!(relet[0].token, ja.token);
     // The lost worker's late write is fenced; the new holder's is not.
     assert!(store
-        .finish_batch(&[finish(ja)], "w")
+        .finish_batch(&[finish(ja)], "w", "default")
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        store.finish_batch(&[finish(&relet[0])], "w").await.unwrap(),
+        store
+            .finish_batch(&[finish(&relet[0])], "w", "default")
+            .await
+            .unwrap(),
         vec![a]
     );
 }
@@ -413,7 +428,14 @@ async fn the_results_outbox_reaches_clickhouse_exactly_once_even_after_a_crash()
     }
     let jobs = store.claim_due(10, 1000).await.unwrap();
     let runs: Vec<Finish> = jobs.iter().map(finish).collect();
-    assert_eq!(store.finish_batch(&runs, "w").await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .finish_batch(&runs, "w", "default")
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
     // A worker marks the batch as sent, inserts its first result into
     // ClickHouse, and dies before deleting it.
     let all: Vec<(Uuid, Uuid)> = sqlx::query_as(

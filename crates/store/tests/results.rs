@@ -40,6 +40,7 @@ fn row(check_id: Uuid, at: DateTime<Utc>, status: &str) -> RunRow {
         ttfb_ms: 30,
         download_ms: 6,
         details: r#"{"assertions":[{"index":0,"passed":false,"actual":"it's \"down\""}]}"#.into(),
+        location: "eu-west".into(),
     }
 }
 

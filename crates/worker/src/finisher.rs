@@ -26,6 +26,7 @@ pub enum Done {
 
 pub struct Finisher {
     pub worker_id: String,
+    pub location: String,
     pub checks: CheckStore,
     pub queue: ConsumerHandle,
     pub alerter: Alerter,
@@ -102,7 +103,11 @@ impl Finisher {
     /// the slots are re-queued.
     async fn write(&self, finishes: &[Finish]) -> Vec<Uuid> {
         for attempt in 1..=3 {
-            match self.checks.finish_batch(finishes, &self.worker_id).await {
+            match self
+                .checks
+                .finish_batch(finishes, &self.worker_id, &self.location)
+                .await
+            {
                 Ok(ids) => return ids,
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, runs = finishes.len(), "state write failed");

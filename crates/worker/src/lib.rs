@@ -85,6 +85,7 @@ impl Worker {
         let finisher = tokio::spawn(
             Finisher {
                 worker_id: self.settings.worker_id.clone(),
+                location: self.settings.location.clone(),
                 checks: CheckStore::new(self.services.pool.clone()),
                 queue: handle.clone(),
                 alerter: loops.alerter.clone(),

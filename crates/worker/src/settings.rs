@@ -59,6 +59,12 @@ pub struct Settings {
     /// `RESULTS_RETENTION_DAYS`, default 30: days of runs kept in
     /// ClickHouse (plus today); older days are dropped hourly. 0 keeps all.
     pub results_retention_days: u32,
+    /// `LOCATION`, default `default`: the location this worker serves (it
+    /// takes that location's queue and its runs are recorded there).
+    pub location: String,
+    /// `WORKER_SOURCE_ADDRESS`: the local IP address outgoing check
+    /// connections bind to.
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 impl Settings {
@@ -93,6 +99,8 @@ impl Settings {
             },
             extra_ca: Default::default(),
             results_retention_days: 30,
+            location: pulse_core::location::DEFAULT_LOCATION.into(),
+            source_address: None,
         }
     }
 
@@ -114,7 +122,20 @@ impl Settings {
             }
             _ => Default::default(),
         };
+        let location = a.location.trim().to_string();
+        pulse_core::location::valid_name(&location).map_err(|e| config("LOCATION", e))?;
+        let source_address = match a.worker_source_address.as_deref().map(str::trim) {
+            Some(v) if !v.is_empty() => Some(v.parse().map_err(|_| {
+                config(
+                    "WORKER_SOURCE_ADDRESS",
+                    format!("must be an IP address, e.g. 127.0.0.2 (got {v:?})"),
+                )
+            })?),
+            _ => None,
+        };
         Ok(Settings {
+            location,
+            source_address,
             worker_id: a.worker_id.clone().unwrap_or(d.worker_id),
             host: a.host.clone(),
             port: a.worker_port,
@@ -220,4 +241,10 @@ pub struct Cli {
     /// Operator webhook for `overload` and `overload_resolved` alerts.
     #[arg(long, env = "SYSTEM_WEBHOOK_URL")]
     pub system_webhook_url: Option<String>,
+    /// The location this worker serves (a-z, 0-9, '-', '_', '.').
+    #[arg(long, env = "LOCATION", default_value = "default")]
+    pub location: String,
+    /// Local IP address outgoing check connections bind to.
+    #[arg(long, env = "WORKER_SOURCE_ADDRESS")]
+    pub worker_source_address: Option<String>,
 }

@@ -305,6 +305,7 @@ struct RunsQuery {
     cursor: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    location: Option<String>,
 }
 
 /// Default and largest `limit` for runs and alerts.
@@ -337,11 +338,14 @@ async fn runs(
         return Err(bad_query("from", "must not be after `to`"));
     }
     let before = cursor(q.cursor.as_deref())?;
+    if let Some(l) = &q.location {
+        pulse_core::location::valid_name(l).map_err(|m| bad_query("location", m))?;
+    }
     state.checks.ever_existed(id).await?;
     let rows = state
         .services
         .results
-        .page(id, from, to, before, limit as u32)
+        .page(id, from, to, before, q.location.as_deref(), limit as u32)
         .await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| encode_cursor(r.run_at_ms, r.id)))

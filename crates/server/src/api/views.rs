@@ -29,6 +29,8 @@ pub struct RunView {
     #[serde(serialize_with = "pulse_core::time::ms")]
     pub scheduled_at: DateTime<Utc>,
     pub attempts: u8,
+    /// The location it ran in.
+    pub location: String,
     /// Where the time went: `dns_ms`, `connect_ms`, `tls_ms`, `ttfb_ms`,
     /// `download_ms` (summed over redirects; they add up to `latency_ms`).
     pub phases: Option<Phases>,
@@ -55,6 +57,7 @@ impl From<RunRow> for RunView {
             run_at: ms(r.run_at_ms),
             scheduled_at: ms(r.scheduled_at_ms),
             attempts: r.attempts,
+            location: r.location,
             phases: details.phases,
             assertions: details.assertions,
             excerpt: details.excerpt,

@@ -50,6 +50,10 @@ struct SpecRow {
     expect: Option<String>,
     record_type: Option<String>,
     resolver: Option<String>,
+    locations: Vec<String>,
+    location_strategy: String,
+    alert_locations: String,
+    public: bool,
 }
 
 /// The columns of [`SpecRow`], in a statement's select list or RETURNING.
@@ -58,7 +62,8 @@ macro_rules! spec_columns {
         "name, url, method, headers, body, expected_status, body_contains, interval_seconds, \
          timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, assertions, \
          degraded_ms, max_response_ms, alert_on_degraded, tls_verify, tls_expiry_days, check_type, \
-         host, port, tls, send, expect, record_type, resolver"
+         host, port, tls, send, expect, record_type, resolver, locations, location_strategy, \
+         alert_locations, public"
     };
 }
 
@@ -99,6 +104,11 @@ impl From<SpecRow> for CheckSpec {
                 .as_deref()
                 .and_then(pulse_core::check::RecordType::parse),
             resolver: r.resolver,
+            locations: r.locations,
+            location_strategy: pulse_core::LocationStrategy::parse(&r.location_strategy)
+                .unwrap_or_default(),
+            alert_locations: pulse_core::Quorum::decode(&r.alert_locations).unwrap_or_default(),
+            public: r.public,
         }
     }
 }
@@ -260,7 +270,7 @@ const RELEASE_LEASE: &str = "lease_token = gen_random_uuid(), catching_up = true
 
 type CheckQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, CheckRow, PgArguments>;
 
-/// Binds a spec's fields as parameters `$2` to `$29`, in column order.
+/// Binds a spec's fields as parameters `$2` to `$33`, in column order.
 fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
     query
         .bind(&spec.name)
@@ -295,6 +305,10 @@ fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
         .bind(&spec.expect)
         .bind(spec.record_type.map(|t| t.as_str()))
         .bind(&spec.resolver)
+        .bind(&spec.locations)
+        .bind(spec.location_strategy.as_str())
+        .bind(spec.alert_locations.encode())
+        .bind(spec.public)
 }
 
 fn check_type(s: &str) -> pulse_core::check::CheckType {
@@ -321,9 +335,10 @@ impl CheckStore {
              interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, webhook_secret, \
              retries, assertions, degraded_ms, max_response_ms, alert_on_degraded, tls_verify, \
              tls_expiry_days, check_type, host, port, tls, send, expect, record_type, resolver, \
-             next_run_at) \
+             locations, location_strategy, alert_locations, public, next_run_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, now()) \
+                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, \
+                 now()) \
              RETURNING {CHECK_COLUMNS}"
         );
         let query = sqlx::query_as(&sql).bind(Uuid::new_v4());
@@ -420,7 +435,8 @@ impl CheckStore {
              retries = $15, assertions = $16, degraded_ms = $17, max_response_ms = $18, \
              alert_on_degraded = $19, tls_verify = $20, tls_expiry_days = $21, \
              check_type = $22, host = $23, port = $24, tls = $25, send = $26, expect = $27, \
-             record_type = $28, resolver = $29, \
+             record_type = $28, resolver = $29, locations = $30, location_strategy = $31, \
+             alert_locations = $32, public = $33, \
              next_run_at = LEAST(next_run_at, now() + $9 * interval '1 second'), \
              updated_at = now(), version = version + 1 \
              WHERE id = $1 RETURNING {CHECK_COLUMNS}"
@@ -611,7 +627,12 @@ impl CheckStore {
     /// statement. `worker` names the worker in the results.
     /// Returns the ids of the checks written; a run whose lease was lost
     /// (re-issued after expiry, or the check deleted) writes nothing.
-    pub async fn finish_batch(&self, runs: &[Finish], worker: &str) -> Result<Vec<Uuid>> {
+    pub async fn finish_batch(
+        &self,
+        runs: &[Finish],
+        worker: &str,
+        location: &str,
+    ) -> Result<Vec<Uuid>> {
         if runs.is_empty() {
             return Ok(Vec::new());
         }
@@ -671,11 +692,13 @@ impl CheckStore {
                 FROM input i JOIN upd ON upd.id = i.id WHERE i.alert_kind IS NOT NULL), \
              res AS ( \
                 INSERT INTO run_result_batches (ids, check_ids, run_at, scheduled_at_ms, status, \
-                    failure_reason, latency_ms, status_code, error, worker, attempts, details) \
+                    failure_reason, latency_ms, status_code, error, worker, attempts, details, \
+                    location) \
                 SELECT array_agg(i.result_id), array_agg(i.id), array_agg(i.run_at), \
                     array_agg(i.slot_ms), array_agg(i.status), array_agg(i.reason), \
                     array_agg(i.latency), array_agg(COALESCE(i.code, 0)), array_agg(i.error), \
-                    array_agg($18::text), array_agg(i.attempts), array_agg(i.details) \
+                    array_agg($18::text), array_agg(i.attempts), array_agg(i.details), \
+                    array_agg($22::text) \
                 FROM input i JOIN upd ON upd.id = i.id HAVING count(*) > 0) \
              SELECT id FROM upd",
         )
@@ -700,6 +723,7 @@ impl CheckStore {
         .bind(details)
         .bind(degraded)
         .bind(degraded_open)
+        .bind(location)
         .fetch_all(&self.pool)
         .await?;
         Ok(written.into_iter().map(|(id,)| id).collect())

@@ -29,6 +29,7 @@ struct OutboxRow {
     worker: String,
     attempts: i32,
     details: Option<String>,
+    location: Option<String>,
 }
 
 impl From<OutboxRow> for RunRow {
@@ -46,6 +47,9 @@ impl From<OutboxRow> for RunRow {
             error: r.error,
             worker: r.worker,
             attempts: r.attempts.clamp(0, 255) as u8,
+            location: r
+                .location
+                .unwrap_or_else(|| pulse_core::location::DEFAULT_LOCATION.into()),
             ..RunRow::with_details(r.details)
         }
     }
@@ -95,9 +99,9 @@ impl ResultOutbox {
                 WHERE total - cardinality(ids) < $1) b, \
              unnest(b.ids, b.check_ids, b.run_at, b.scheduled_at_ms, b.status, b.failure_reason, \
                 b.latency_ms, b.status_code, b.error, b.worker, b.attempts, \
-                COALESCE(b.details, '{}'::text[])) \
+                COALESCE(b.details, '{}'::text[]), COALESCE(b.location, '{}'::text[])) \
                 AS r(id, check_id, run_at, scheduled_at_ms, status, failure_reason, latency_ms, \
-                    status_code, error, worker, attempts, details) \
+                    status_code, error, worker, attempts, details, location) \
              ORDER BY b.seq",
         )
         .bind(limit)
