@@ -152,6 +152,9 @@ pub struct Engine {
     pub webpki: Arc<rustls::client::WebPkiServerVerifier>,
     /// Most body bytes read.
     pub body_limit: usize,
+    /// The local address outgoing connections bind to
+    /// (`WORKER_SOURCE_ADDRESS`), when set.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Engine {
@@ -168,7 +171,7 @@ impl Engine {
             watch.enter(Phase::Dns);
             let addrs = self.resolve(&url).await?;
             watch.enter(Phase::Connect);
-            let tcp = connect(&addrs).await?;
+            let tcp = self.connect(&addrs).await?;
             let host = url.host_str().unwrap_or_default().to_string();
             let io: Box<dyn Stream> = if url.scheme() == "https" {
                 watch.enter(Phase::Tls);
@@ -365,21 +368,45 @@ impl Engine {
     }
 }
 
-/// Connects to the first address that answers.
-pub(crate) async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, FetchError> {
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
+impl Engine {
+    /// Connects to the first address that answers, from the source address
+    /// when one is set (addresses of the other IP family are skipped).
+    pub(crate) async fn connect(&self, addrs: &[SocketAddr]) -> Result<TcpStream, FetchError> {
+        let mut last = None;
+        for addr in addrs {
+            let attempt = match self.source {
+                None => TcpStream::connect(addr).await,
+                Some(ip) if ip.is_ipv4() != addr.is_ipv4() => {
+                    last = Some(format!(
+                        "connect to {addr}: source address {ip} is of the other IP family"
+                    ));
+                    continue;
+                }
+                Some(ip) => bound_connect(ip, *addr).await,
+            };
+            match attempt {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Err(e) => last = Some(format!("connect to {addr}: {e}")),
             }
-            Err(e) => last = Some(format!("connect to {addr}: {e}")),
         }
+        Err(FetchError::Connect(
+            last.unwrap_or_else(|| "no address to connect to".into()),
+        ))
     }
-    Err(FetchError::Connect(
-        last.unwrap_or_else(|| "no address to connect to".into()),
-    ))
+}
+
+/// A connection from `source` (any port) to `addr`.
+async fn bound_connect(source: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
 }
 
 fn build(

@@ -250,8 +250,15 @@ impl Checker {
                 policy,
                 webpki: tls::webpki(&roots.0)?,
                 body_limit,
+                source: None,
             },
         })
+    }
+
+    /// Outgoing connections bind to `source` (`WORKER_SOURCE_ADDRESS`).
+    pub fn with_source(mut self, source: Option<std::net::IpAddr>) -> Checker {
+        self.engine.source = source;
+        self
     }
 
     /// Makes the request and judges the answer. Never fails: whatever goes

@@ -47,7 +47,7 @@ impl Engine {
         watch.enter(Phase::Dns);
         let addrs = self.resolve_host(host, port).await?;
         watch.enter(Phase::Connect);
-        let tcp = crate::engine::connect(&addrs).await?;
+        let tcp = self.connect(&addrs).await?;
         let (mut stream, certificate): (Box<dyn crate::engine::Stream>, _) = if tls {
             watch.enter(Phase::Tls);
             self.handshake(tcp, host, verify_tls).await?
@@ -123,7 +123,9 @@ impl Engine {
                     )));
                 }
                 let mut c = ResolverConfig::new();
-                c.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
+                let mut server = NameServerConfig::new(addr, Protocol::Udp);
+                server.bind_addr = self.source.map(|ip| SocketAddr::new(ip, 0));
+                c.add_name_server(server);
                 c
             }
             None => hickory_resolver::system_conf::read_system_conf()

@@ -106,6 +106,91 @@ impl IncidentState {
     }
 }
 
+/// One location's streak, as the quorum sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationStreak {
+    pub location: String,
+    pub consecutive_fails: i32,
+    pub consecutive_degraded: i32,
+    /// The location's last error (named in the alert).
+    pub last_error: Option<String>,
+    /// Whether the location has a live worker: a stale one neither opens
+    /// nor holds an incident.
+    pub live: bool,
+}
+
+/// A location named in an alert: failing (or degraded), with its last error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertLocation {
+    pub location: String,
+    pub error: Option<String>,
+}
+
+/// The check's incident state after a run, decided over all its locations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumDecision {
+    pub incident_open: bool,
+    pub degraded_open: bool,
+    pub alert: Option<AlertKind>,
+    /// The live locations failing (or, for a `degraded` alert, degraded).
+    pub locations: Vec<AlertLocation>,
+}
+
+/// Decides the check's incident from every location's streak: an incident
+/// is open while at least `quorum` of the live locations have failed
+/// `threshold` runs in a row. Opening it raises one `failure` alert, its
+/// end one `recovery`. With `alert_on_degraded`, a quorum of degraded
+/// streaks (and no failure incident) raises one `degraded` alert, closed by
+/// a `recovery` once no live location fails or is degraded; a failure
+/// incident taking over ends it silently. With one location this is the
+/// single-location rule of [`IncidentState::next_run`].
+pub fn decide(
+    was: IncidentState,
+    streaks: &[LocationStreak],
+    threshold: i32,
+    alert_on_degraded: bool,
+    quorum: crate::Quorum,
+) -> QuorumDecision {
+    let threshold = threshold.max(1);
+    let live: Vec<&LocationStreak> = streaks.iter().filter(|s| s.live).collect();
+    let named = |pick: &dyn Fn(&LocationStreak) -> bool| -> Vec<AlertLocation> {
+        live.iter()
+            .filter(|s| pick(s))
+            .map(|s| AlertLocation {
+                location: s.location.clone(),
+                error: s.last_error.clone(),
+            })
+            .collect()
+    };
+    let failing = named(&|s| s.consecutive_fails >= threshold);
+    let incident_open = quorum.met(failing.len(), live.len());
+    let degraded = named(&|s| s.consecutive_degraded >= threshold);
+    let degraded_open =
+        alert_on_degraded && !incident_open && quorum.met(degraded.len(), live.len());
+    let all_clear = live.iter().all(|s| s.consecutive_fails == 0);
+    let alert = if incident_open && !was.incident_open {
+        Some(AlertKind::Failure)
+    } else if !incident_open && was.incident_open {
+        Some(AlertKind::Recovery)
+    } else if degraded_open && !was.degraded_open {
+        Some(AlertKind::Degraded)
+    } else if !degraded_open && was.degraded_open && !incident_open && all_clear {
+        Some(AlertKind::Recovery)
+    } else {
+        None
+    };
+    let locations = match alert {
+        Some(AlertKind::Degraded) => degraded,
+        _ => failing,
+    };
+    QuorumDecision {
+        incident_open,
+        degraded_open,
+        alert,
+        locations,
+    }
+}
+
 /// The webhook body: the original design's fields plus what a receiver needs
 /// to act on it without calling back.
 #[derive(Debug, Clone, Serialize)]
@@ -121,12 +206,159 @@ pub struct AlertPayload {
     pub consecutive_fails: i32,
     #[serde(serialize_with = "crate::time::ms")]
     pub timestamp: DateTime<Utc>,
+    /// The location of the run that raised it.
+    pub location: String,
+    /// The live locations failing (degraded, for a `degraded` alert), each
+    /// with its last error; empty for a recovery.
+    pub locations: Vec<AlertLocation>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RunStatus;
+    use crate::{Quorum, RunStatus};
+
+    fn streak(location: &str, fails: i32, live: bool) -> LocationStreak {
+        LocationStreak {
+            location: location.into(),
+            consecutive_fails: fails,
+            consecutive_degraded: 0,
+            last_error: (fails > 0).then(|| format!("{location} is down")),
+            live,
+        }
+    }
+
+    fn opened(quorum: Quorum, streaks: &[LocationStreak]) -> QuorumDecision {
+        decide(IncidentState::default(), streaks, 2, false, quorum)
+    }
+
+    #[test]
+    fn quorums_open_incidents_as_their_names_say() {
+        let one_bad = [
+            streak("a", 2, true),
+            streak("b", 0, true),
+            streak("c", 0, true),
+        ];
+        let two_bad = [
+            streak("a", 2, true),
+            streak("b", 5, true),
+            streak("c", 1, true),
+        ];
+        let all_bad = [
+            streak("a", 2, true),
+            streak("b", 5, true),
+            streak("c", 2, true),
+        ];
+        assert_eq!(
+            opened(Quorum::Any, &one_bad).alert,
+            Some(AlertKind::Failure)
+        );
+        assert_eq!(opened(Quorum::Majority, &one_bad).alert, None);
+        let d = opened(Quorum::Majority, &two_bad);
+        assert_eq!(d.alert, Some(AlertKind::Failure));
+        let named: Vec<&str> = d.locations.iter().map(|l| l.location.as_str()).collect();
+        assert_eq!(named, ["a", "b"]);
+        assert_eq!(d.locations[1].error.as_deref(), Some("b is down"));
+        assert_eq!(opened(Quorum::All, &two_bad).alert, None);
+        assert_eq!(
+            opened(Quorum::All, &all_bad).alert,
+            Some(AlertKind::Failure)
+        );
+        assert_eq!(
+            opened(Quorum::AtLeast(2), &two_bad).alert,
+            Some(AlertKind::Failure)
+        );
+    }
+
+    #[test]
+    fn a_stale_location_neither_opens_nor_holds_an_incident() {
+        let stale_bad = [streak("a", 9, false), streak("b", 0, true)];
+        assert_eq!(opened(Quorum::Any, &stale_bad).alert, None);
+        let open = IncidentState {
+            incident_open: true,
+            ..Default::default()
+        };
+        let d = decide(open, &stale_bad, 2, false, Quorum::Any);
+        assert!(!d.incident_open);
+        assert_eq!(d.alert, Some(AlertKind::Recovery));
+        // `all` counts the live ones: one stale, the two live both failing.
+        let two_live_bad = [
+            streak("a", 2, true),
+            streak("b", 2, true),
+            streak("c", 0, false),
+        ];
+        assert_eq!(
+            opened(Quorum::All, &two_live_bad).alert,
+            Some(AlertKind::Failure)
+        );
+    }
+
+    #[test]
+    fn one_recovery_when_the_quorum_no_longer_fails() {
+        let open = IncidentState {
+            incident_open: true,
+            ..Default::default()
+        };
+        // Any: one of two recovers, the other still fails: still open.
+        let d = decide(
+            open,
+            &[streak("a", 0, true), streak("b", 3, true)],
+            2,
+            false,
+            Quorum::Any,
+        );
+        assert!(d.incident_open);
+        assert_eq!(d.alert, None);
+        let d = decide(
+            open,
+            &[streak("a", 0, true), streak("b", 0, true)],
+            2,
+            false,
+            Quorum::Any,
+        );
+        assert_eq!(d.alert, Some(AlertKind::Recovery));
+        assert!(d.locations.is_empty());
+    }
+
+    #[test]
+    fn one_location_decides_as_the_single_location_rule() {
+        use RunStatus::{Degraded as D, Fail as F, Success as S};
+        for seq in [
+            vec![F, F, F, S, F, D, D, D, S, D, D, F, S],
+            vec![D, D, D, D, F, F, F, S, S],
+            vec![F, S, F, F, D, D, D, S],
+        ] {
+            for on in [false, true] {
+                let mut single = IncidentState::default();
+                let mut quorum = IncidentState::default();
+                for status in &seq {
+                    let (next, want) = single.next_run(*status, 3, on);
+                    single = next;
+                    let (streak, _) = quorum.next_run(*status, 3, on);
+                    let d = decide(
+                        quorum,
+                        &[LocationStreak {
+                            location: "default".into(),
+                            consecutive_fails: streak.consecutive_fails,
+                            consecutive_degraded: streak.consecutive_degraded,
+                            last_error: None,
+                            live: true,
+                        }],
+                        3,
+                        on,
+                        Quorum::Any,
+                    );
+                    assert_eq!(d.alert, want, "{seq:?} {on} at {status:?}");
+                    quorum = IncidentState {
+                        incident_open: d.incident_open,
+                        degraded_open: d.degraded_open,
+                        ..streak
+                    };
+                    assert_eq!(quorum, single, "{seq:?} {on}");
+                }
+            }
+        }
+    }
 
     fn statuses(seq: &[RunStatus], threshold: i32, on: bool) -> Vec<Option<AlertKind>> {
         let mut state = IncidentState::default();

@@ -883,6 +883,26 @@ pub struct Check {
     /// Bumped by every change; the API's `ETag`.
     #[serde(skip)]
     pub version: i64,
+    /// Whether an incident is open (the quorum of `alert_locations` fails).
+    pub incident_open: bool,
+    /// The last run in each of the check's locations.
+    pub by_location: Vec<LocationState>,
+}
+
+/// A check's last run in one location, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationState {
+    pub location: String,
+    /// `unknown` before the first run here.
+    pub last_status: String,
+    #[serde(serialize_with = "crate::time::ms_opt")]
+    pub last_run_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_latency_ms: Option<i32>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub consecutive_fails: i32,
+    #[serde(serialize_with = "crate::time::ms")]
+    pub next_run_at: chrono::DateTime<chrono::Utc>,
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@ use crate::{CheckSpec, IncidentState};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     pub check_id: Uuid,
+    /// The location this slot runs in; its workers take it.
+    #[serde(default = "default_location")]
+    pub location: String,
     /// The lease token from the claim; the state write is fenced by it.
     pub token: Uuid,
     /// The due time of the slot this job runs, in epoch milliseconds.
@@ -26,14 +29,20 @@ pub struct Job {
     pub check: JobCheck,
 }
 
+fn default_location() -> String {
+    crate::location::DEFAULT_LOCATION.into()
+}
+
 /// The check as it was when the slot was claimed: its definition (without
 /// the webhook secret, which never leaves Postgres) and its alert state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobCheck {
     #[serde(flatten)]
     pub spec: CheckSpec,
-    /// Alert state after the previous run; nothing else writes it while the
-    /// lease is held.
+    /// This location's streak after its previous run (nothing else writes
+    /// it while the lease is held), and the check's incident state (for a
+    /// check in one location, also written only under the lease; with
+    /// several, the finisher reads it again under a lock).
     pub consecutive_fails: i32,
     pub incident_open: bool,
     #[serde(default)]
@@ -145,6 +154,7 @@ mod tests {
 
     fn job() -> Job {
         Job {
+            location: "default".into(),
             check_id: Uuid::new_v4(),
             token: Uuid::new_v4(),
             slot_ms: 1_700_000_000_123,

@@ -14,7 +14,7 @@ pub mod run;
 pub mod time;
 pub mod webhook;
 
-pub use alert::{AlertKind, AlertPayload, IncidentState};
+pub use alert::{AlertKind, AlertPayload, IncidentState, LocationStreak};
 pub use check::{Check, CheckInput, CheckSpec, ValidationError, INPUT_FIELDS};
 pub use job::{Job, JobCheck, RetrySkipped};
 pub use location::{LocationStrategy, Quorum};

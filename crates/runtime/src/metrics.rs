@@ -26,6 +26,11 @@ pub struct StatusLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LocationLabel {
+    pub location: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabel {
     pub phase: String,
 }
@@ -222,6 +227,14 @@ pub struct ServerMetrics {
     pub api_requests: Family<RequestLabels, Counter>,
     /// API request duration by method and route, in seconds.
     pub api_duration: Family<RouteLabels, Histogram>,
+    /// Live workers per location (0: the location is stale).
+    pub location_workers: Family<LocationLabel, Gauge>,
+    /// 1 when a location has no live worker.
+    pub location_stale: Family<LocationLabel, Gauge>,
+    /// Seconds since a location's last heartbeat.
+    pub location_heartbeat_age: Family<LocationLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Jobs waiting in each location's queue.
+    pub location_queue_depth: Family<LocationLabel, Gauge>,
 }
 
 impl Default for ServerMetrics {
@@ -253,11 +266,40 @@ impl ServerMetrics {
             "API request duration by method and route",
             api_duration.clone(),
         );
+        let location_workers = Family::<LocationLabel, Gauge>::default();
+        let location_stale = Family::<LocationLabel, Gauge>::default();
+        let location_heartbeat_age =
+            Family::<LocationLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let location_queue_depth = Family::<LocationLabel, Gauge>::default();
+        r.register(
+            "location_workers",
+            "Live workers per location (read at each scrape)",
+            location_workers.clone(),
+        );
+        r.register(
+            "location_stale",
+            "1 when a location has no live worker",
+            location_stale.clone(),
+        );
+        r.register(
+            "location_heartbeat_age_seconds",
+            "Seconds since the location's last worker heartbeat",
+            location_heartbeat_age.clone(),
+        );
+        r.register(
+            "location_queue_depth",
+            "Jobs waiting in the location's queue",
+            location_queue_depth.clone(),
+        );
         ServerMetrics {
             registry: Arc::new(r),
             jobs_scheduled,
             api_requests,
             api_duration,
+            location_workers,
+            location_stale,
+            location_heartbeat_age,
+            location_queue_depth,
         }
     }
 

@@ -1,7 +1,9 @@
-//! The scheduler: every poll it re-queues the runs of lost workers (their
-//! heartbeat expired) and runs whose lease expired, records the slots a lost
-//! worker made them miss, then claims due checks in batches and pushes
-//! their jobs onto the queue.
+//! The scheduler: every poll it reads which locations have a live worker,
+//! re-queues the runs of lost workers (their heartbeat expired) and runs
+//! whose lease expired, records the slots a lost worker made them miss and
+//! the slots of stale locations (no live worker for `LOCATION_STALE_MS`),
+//! then claims due slots of live locations in batches and pushes their jobs
+//! onto each location's queue.
 //!
 //! Safe to run in several servers at once: claims use `FOR UPDATE SKIP
 //! LOCKED`, so each due slot is claimed by exactly one of them. A crash
@@ -9,6 +11,7 @@
 //! re-queued.
 
 use pulse_runtime::ServerMetrics as Metrics;
+use pulse_store::pg::checks::LocationsNow;
 use pulse_store::{CheckStore, Queue};
 use tokio_util::sync::CancellationToken;
 
@@ -25,8 +28,9 @@ pub async fn run(
         poll_ms = settings.poll.as_millis() as u64,
         "scheduler started"
     );
+    let started = std::time::Instant::now();
     loop {
-        match tick(&store, &queue, &settings).await {
+        match tick(&store, &queue, &settings, started.elapsed()).await {
             Ok(n) => {
                 metrics.jobs_scheduled.inc_by(n as u64);
             }
@@ -40,20 +44,53 @@ pub async fn run(
     tracing::info!("scheduler stopped");
 }
 
-/// One pass: re-queue expired leases, then claim and queue everything due.
-/// Returns how many jobs were queued.
+/// Which locations are live, stale, or known, from the workers' presence:
+/// a location is stale when its last heartbeat is older than `stale_after`
+/// (one never seen, once this scheduler has run that long).
+pub fn locations_now(
+    presence: &pulse_store::queue::Presence,
+    stale_after: std::time::Duration,
+    up_for: std::time::Duration,
+) -> LocationsNow {
+    let live = presence.live();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut known: Vec<String> = presence.seen.keys().cloned().collect();
+    known.sort();
+    let stale = known
+        .iter()
+        .filter(|l| !live.contains(l))
+        .filter(|l| now_ms - presence.seen[*l] > stale_after.as_millis() as i64)
+        .cloned()
+        .collect();
+    LocationsNow {
+        live,
+        stale,
+        known,
+        unknown_stale: up_for > stale_after,
+    }
+}
+
+/// One pass: re-queue expired leases, record stale locations' slots
+/// missed, then claim and queue everything due. `up_for` is how long this
+/// scheduler has run. Returns how many jobs were queued.
 pub async fn tick(
     store: &CheckStore,
     queue: &Queue,
     settings: &SchedulerSettings,
+    up_for: std::time::Duration,
 ) -> pulse_store::Result<usize> {
     let mut queued = 0;
     store.release_idle_leases().await?;
+    let now = locations_now(&queue.presence().await?, settings.stale_after, up_for);
+    // A lost worker's runs go back to its location's queue while the
+    // location has another worker; otherwise they wait for their leases to
+    // expire and are recorded missed with the location.
     let lost: Vec<(uuid::Uuid, uuid::Uuid)> = queue
         .take_lost_jobs()
         .await?
         .iter()
         .filter_map(|raw| pulse_core::Job::decode(raw))
+        .filter(|j| now.live.contains(&j.location))
         .map(|j| (j.check_id, j.token))
         .collect();
     if !lost.is_empty() {
@@ -67,7 +104,7 @@ pub async fn tick(
         queued += relet.len();
     }
     let stale = store
-        .reclaim_expired(settings.batch, settings.lease_margin_ms)
+        .reclaim_expired(settings.batch, settings.lease_margin_ms, &now.live)
         .await?;
     if !stale.is_empty() {
         tracing::info!(count = stale.len(), "re-queued runs with expired leases");
@@ -81,9 +118,20 @@ pub async fn tick(
             "slots missed while a worker was lost recorded as missed"
         );
     }
+    let missed = store.miss_stale_slots(settings.batch, &now).await?;
+    if missed > 0 {
+        tracing::info!(
+            missed,
+            stale = ?now.stale,
+            "slots of locations without a live worker recorded as missed"
+        );
+    }
+    if now.live.is_empty() {
+        return Ok(queued);
+    }
     loop {
         let jobs = store
-            .claim_due(settings.batch, settings.lease_margin_ms)
+            .claim_due(settings.batch, settings.lease_margin_ms, &now.live)
             .await?;
         queue.push(&jobs).await?;
         queued += jobs.len();

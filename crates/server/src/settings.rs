@@ -42,6 +42,10 @@ pub struct SchedulerSettings {
     /// `LEASE_MARGIN_MS`, default 5000: a run's lease is its `timeout_ms`
     /// plus this margin; a run whose worker died is re-queued after it.
     pub lease_margin_ms: i64,
+    /// `LOCATION_STALE_MS`, default 10000: how long a location may have no
+    /// live worker before it is stale (its slots are then recorded
+    /// `missed`; until then they wait for a worker).
+    pub stale_after: Duration,
 }
 
 impl Settings {
@@ -68,6 +72,7 @@ impl Settings {
                 poll: Duration::from_millis(500),
                 batch: 1000,
                 lease_margin_ms: 5000,
+                stale_after: Duration::from_millis(10_000),
             },
         }
     }
@@ -98,6 +103,7 @@ impl Settings {
                 poll: Duration::from_millis(a.scheduler_poll_ms.max(1)),
                 batch: a.scheduler_batch.max(1),
                 lease_margin_ms: a.lease_margin_ms,
+                stale_after: Duration::from_millis(a.location_stale_ms),
             },
             services: d.services,
         })
@@ -182,6 +188,10 @@ pub struct ServerArgs {
     /// A run's lease is its run budget plus this margin (ms), from the claim.
     #[arg(long, env = "LEASE_MARGIN_MS", default_value_t = 5000)]
     pub lease_margin_ms: i64,
+    /// How long (ms) a location may have no live worker before it is stale
+    /// and its slots are recorded missed.
+    #[arg(long, env = "LOCATION_STALE_MS", default_value_t = 10_000)]
+    pub location_stale_ms: u64,
     /// `default` (all but cloud metadata and link-local) or `public-only`;
     /// check and webhook URLs whose IP literal it refuses are invalid.
     #[arg(long, env = "TARGET_POLICY", default_value = "default")]

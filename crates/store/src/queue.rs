@@ -1,8 +1,9 @@
 //! The job queue on Redis.
 //!
 //! Keys, under a configurable prefix:
-//! - `<prefix>:queue`: jobs waiting (scheduler `LPUSH`es, workers take from
-//!   the right).
+//! - `<prefix>:queue`: jobs waiting in location `default`, and
+//!   `<prefix>:queue:<location>` in each other location (scheduler
+//!   `LPUSH`es, that location's workers take from the right).
 //! - `<prefix>:held:<worker>`: the set of jobs a worker has taken. A job
 //!   moves there atomically (one script, `lua/take.lua`), never by a bare
 //!   pop, and is removed only when its run is finished (`SREM`, O(1) per
@@ -15,6 +16,9 @@
 //!   a worker's heartbeat expires, the scheduler takes its landing list and
 //!   held set ([`Queue::take_lost_jobs`]) and re-leases those runs at once, so a
 //!   dead worker's checks wait seconds, not a whole lease.
+//!   The heartbeat's value says which location the worker serves and its
+//!   scheduling lag p99; `<prefix>:locations` maps every location ever
+//!   served to its last heartbeat (epoch ms).
 //! - `<prefix>:cancel:<check>`: when the check was deleted or paused;
 //!   workers skip its jobs claimed before then.
 
@@ -67,18 +71,33 @@ impl Queue {
         })
     }
 
-    pub fn queue_key(&self) -> String {
-        format!("{}:queue", self.prefix)
+    /// The queue of a location's jobs.
+    pub fn queue_key(&self, location: &str) -> String {
+        if location == pulse_core::location::DEFAULT_LOCATION {
+            format!("{}:queue", self.prefix)
+        } else {
+            format!("{}:queue:{location}", self.prefix)
+        }
     }
 
-    /// Enqueues jobs in one round trip.
+    /// Enqueues jobs, each on its location's queue, in one round trip.
     pub async fn push(&self, jobs: &[Job]) -> Result<()> {
         if jobs.is_empty() {
             return Ok(());
         }
-        let values: Vec<String> = jobs.iter().map(Job::encode).collect();
+        let mut by_location: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for job in jobs {
+            by_location
+                .entry(job.location.as_str())
+                .or_default()
+                .push(job.encode());
+        }
+        let mut pipe = redis::pipe();
+        for (location, values) in by_location {
+            pipe.lpush(self.queue_key(location), values).ignore();
+        }
         let mut conn = self.conn.clone();
-        let _: i64 = conn.lpush(self.queue_key(), values).await?;
+        let _: () = pipe.query_async(&mut conn).await?;
         Ok(())
     }
 
@@ -94,9 +113,42 @@ impl Queue {
         Ok(())
     }
 
-    pub async fn len(&self) -> Result<i64> {
+    /// Jobs waiting in a location's queue.
+    pub async fn len(&self, location: &str) -> Result<i64> {
         let mut conn = self.conn.clone();
-        Ok(conn.llen(self.queue_key()).await?)
+        Ok(conn.llen(self.queue_key(location)).await?)
+    }
+
+    /// Every worker registered and alive now, with the location it serves
+    /// and its lag, and every location ever served with its last heartbeat.
+    pub async fn presence(&self) -> Result<Presence> {
+        let mut conn = self.conn.clone();
+        let prefix = &self.prefix;
+        let workers: Vec<String> = conn.smembers(format!("{prefix}:workers")).await?;
+        let beats: Vec<Option<String>> = if workers.is_empty() {
+            Vec::new()
+        } else {
+            let keys: Vec<String> = workers
+                .iter()
+                .map(|w| format!("{prefix}:alive:{w}"))
+                .collect();
+            redis::cmd("MGET").arg(keys).query_async(&mut conn).await?
+        };
+        let alive = workers
+            .into_iter()
+            .zip(beats)
+            .filter_map(|(worker, beat)| {
+                let beat: Heartbeat = serde_json::from_str(&beat?).unwrap_or_default();
+                Some(LiveWorker {
+                    worker,
+                    location: beat.location,
+                    lag_p99_ms: beat.lag_p99_ms,
+                })
+            })
+            .collect();
+        let seen: std::collections::HashMap<String, i64> =
+            conn.hgetall(format!("{prefix}:locations")).await?;
+        Ok(Presence { alive, seen })
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -134,9 +186,10 @@ impl Queue {
         Ok(jobs)
     }
 
-    /// A consumer for one worker. It has its own connection for the
-    /// blocking move, so waiting for jobs never delays other commands.
-    pub async fn consumer(&self, url: &str, worker_id: &str) -> Result<Consumer> {
+    /// A consumer for one worker serving `location`. It has its own
+    /// connection for the blocking move, so waiting for jobs never delays
+    /// other commands.
+    pub async fn consumer(&self, url: &str, worker_id: &str, location: &str) -> Result<Consumer> {
         let client = redis::Client::open(crate::config::normalize_redis_url(url))?;
         let blocking = ConnectionManager::new_with_config(client, manager_config()).await?;
         Ok(Consumer {
@@ -145,6 +198,8 @@ impl Queue {
             handle: ConsumerHandle {
                 queue: self.clone(),
                 worker_id: worker_id.to_string(),
+                location: location.to_string(),
+                queue_key: self.queue_key(location),
                 landing_key: format!("{}:processing:{worker_id}", self.prefix),
                 held_key: format!("{}:held:{worker_id}", self.prefix),
             },
@@ -181,7 +236,7 @@ impl Consumer {
             return Ok(jobs);
         }
         let first: Option<String> = redis::cmd("BLMOVE")
-            .arg(self.handle.queue.queue_key())
+            .arg(&self.handle.queue_key)
             .arg(&self.handle.landing_key)
             .arg("RIGHT")
             .arg("LEFT")
@@ -197,7 +252,7 @@ impl Consumer {
     async fn take_now(&mut self, max: usize) -> Result<Vec<String>> {
         Ok(self
             .take
-            .key(self.handle.queue.queue_key())
+            .key(&self.handle.queue_key)
             .key(&self.handle.landing_key)
             .key(&self.handle.held_key)
             .arg(max.max(1))
@@ -216,6 +271,9 @@ impl Consumer {
 pub struct ConsumerHandle {
     queue: Queue,
     worker_id: String,
+    location: String,
+    /// The queue of this worker's location.
+    queue_key: String,
     /// The blocking wait's landing list (at most one job).
     landing_key: String,
     /// The set of jobs this worker holds.
@@ -253,17 +311,28 @@ impl ConsumerHandle {
             .collect())
     }
 
-    /// Marks this worker alive and registered.
-    pub async fn heartbeat(&self) -> Result<()> {
+    /// Marks this worker alive and registered, serving its location with
+    /// this scheduling lag p99.
+    pub async fn heartbeat(&self, lag_p99_ms: u64) -> Result<()> {
         let mut conn = self.queue.conn.clone();
         let prefix = &self.queue.prefix;
+        let beat = Heartbeat {
+            location: self.location.clone(),
+            lag_p99_ms,
+        };
         let _: () = redis::pipe()
             .sadd(format!("{prefix}:workers"), &self.worker_id)
             .ignore()
             .pset_ex(
                 format!("{prefix}:alive:{}", self.worker_id),
-                1,
+                serde_json::to_string(&beat).unwrap_or_default(),
                 HEARTBEAT_TTL.as_millis() as u64,
+            )
+            .ignore()
+            .hset(
+                format!("{prefix}:locations"),
+                &self.location,
+                chrono::Utc::now().timestamp_millis(),
             )
             .ignore()
             .query_async(&mut conn)
@@ -271,11 +340,20 @@ impl ConsumerHandle {
         Ok(())
     }
 
+    /// The queue this worker takes from.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
     /// On a clean exit: hands back untaken work and deregisters.
     pub async fn retire(&self) -> Result<()> {
         let mut conn = self.queue.conn.clone();
         let _: i64 = redis::Script::new(RETIRE)
-            .key(self.queue.queue_key())
+            .key(&self.queue_key)
             .key(&self.landing_key)
             .key(&self.held_key)
             .invoke_async(&mut conn)
@@ -289,5 +367,44 @@ impl ConsumerHandle {
             .query_async(&mut conn)
             .await?;
         Ok(())
+    }
+}
+
+/// What a heartbeat says (the value of `<prefix>:alive:<worker>`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Heartbeat {
+    #[serde(default = "default_location")]
+    location: String,
+    #[serde(default)]
+    lag_p99_ms: u64,
+}
+
+fn default_location() -> String {
+    pulse_core::location::DEFAULT_LOCATION.into()
+}
+
+/// A worker whose heartbeat is current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveWorker {
+    pub worker: String,
+    pub location: String,
+    pub lag_p99_ms: u64,
+}
+
+/// Who serves which location now (see [`Queue::presence`]).
+#[derive(Debug, Clone, Default)]
+pub struct Presence {
+    pub alive: Vec<LiveWorker>,
+    /// Every location ever served, with its last heartbeat (epoch ms).
+    pub seen: std::collections::HashMap<String, i64>,
+}
+
+impl Presence {
+    /// The locations with a live worker, sorted.
+    pub fn live(&self) -> Vec<String> {
+        let mut live: Vec<String> = self.alive.iter().map(|w| w.location.clone()).collect();
+        live.sort();
+        live.dedup();
+        live
     }
 }

@@ -30,7 +30,7 @@ async fn check(store: &CheckStore, interval: i64) -> Uuid {
 }
 
 async fn set_next_run(store: &CheckStore, id: Uuid, at: DateTime<Utc>) {
-    sqlx::query("UPDATE checks SET next_run_at = $2 WHERE id = $1")
+    sqlx::query("UPDATE check_schedules SET next_run_at = $2 WHERE check_id = $1")
         .bind(id)
         .bind(at)
         .execute(store.pool())
@@ -42,7 +42,7 @@ async fn set_next_run(store: &CheckStore, id: Uuid, at: DateTime<Utc>) {
 async fn a_new_check_is_due_at_once() {
     let store = store().await;
     let id = check(&store, 60).await;
-    let jobs = store.claim_due(100, 1000).await.unwrap();
+    let jobs = store.claim_due(100, 1000, &here()).await.unwrap();
     assert_eq!(
         jobs.iter().map(|j| j.check_id).collect::<Vec<_>>(),
         vec![id]
@@ -55,7 +55,7 @@ async fn the_next_slot_follows_the_due_slot_not_the_claim_time() {
     let id = check(&store, 10).await;
     let due = Utc::now() - Duration::milliseconds(700);
     set_next_run(&store, id, due).await;
-    let jobs = store.claim_due(100, 1000).await.unwrap();
+    let jobs = store.claim_due(100, 1000, &here()).await.unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].slot_ms, due.timestamp_millis());
     let next = store.get(id).await.unwrap().next_run_at;
@@ -68,34 +68,38 @@ async fn after_downtime_missed_slots_are_skipped_not_burst() {
     let id = check(&store, 10).await;
     let due = Utc::now() - Duration::seconds(95);
     set_next_run(&store, id, due).await;
-    assert_eq!(store.claim_due(100, 1000).await.unwrap().len(), 1);
+    assert_eq!(store.claim_due(100, 1000, &here()).await.unwrap().len(), 1);
     let next = store.get(id).await.unwrap().next_run_at;
     assert_eq!(next.timestamp_millis(), due.timestamp_millis() + 100_000);
     assert!(next > Utc::now());
     // Nothing else is due: no burst of the nine missed slots.
-    sqlx::query("UPDATE checks SET lease_token = NULL WHERE id = $1")
+    sqlx::query("UPDATE check_schedules SET lease_token = NULL WHERE check_id = $1")
         .bind(id)
         .execute(store.pool())
         .await
         .unwrap();
-    assert!(store.claim_due(100, 1000).await.unwrap().is_empty());
+    assert!(store
+        .claim_due(100, 1000, &here())
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
 async fn a_leased_check_is_not_claimed_again_until_the_lease_expires() {
     let store = store().await;
     let id = check(&store, 1).await;
-    let first = store.claim_due(100, 0).await.unwrap();
+    let first = store.claim_due(100, 0, &here()).await.unwrap();
     assert_eq!(first.len(), 1);
     set_next_run(&store, id, Utc::now() - Duration::seconds(5)).await;
-    assert!(store.claim_due(100, 0).await.unwrap().is_empty());
+    assert!(store.claim_due(100, 0, &here()).await.unwrap().is_empty());
     // Expire the lease: the same slot comes back under a new token.
-    sqlx::query("UPDATE checks SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
+    sqlx::query("UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' WHERE check_id = $1")
         .bind(id)
         .execute(store.pool())
         .await
         .unwrap();
-    let again = store.reclaim_expired(100, 0).await.unwrap();
+    let again = store.reclaim_expired(100, 0, &here()).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].slot_ms, first[0].slot_ms);
     assert_ne!(again[0].token, first[0].token);
@@ -127,7 +131,11 @@ async fn concurrent_schedulers_never_claim_a_slot_twice() {
     let mut seen: HashSet<(Uuid, i64)> = HashSet::new();
     let mut total = 0;
     for _ in 0..5 {
-        let (ja, jb) = tokio::join!(a.claim_due(50, 60_000), b.claim_due(50, 60_000));
+        let live = here();
+        let (ja, jb) = tokio::join!(
+            a.claim_due(50, 60_000, &live),
+            b.claim_due(50, 60_000, &live)
+        );
         for job in ja.unwrap().into_iter().chain(jb.unwrap()) {
             total += 1;
             assert!(
@@ -166,6 +174,7 @@ fn finish(job: &Job) -> Finish {
         state: IncidentState::default(),
         alert: None,
         tls_alert: None,
+        quorum: None,
     }
 }
 
@@ -173,7 +182,7 @@ fn finish(job: &Job) -> Finish {
 async fn the_claim_hands_over_the_check_and_its_alert_state() {
     let store = store().await;
     let id = check(&store, 60).await;
-    let job = &store.claim_due(10, 1000).await.unwrap()[0];
+    let job = &store.claim_due(10, 1000, &here()).await.unwrap()[0];
     assert_eq!(job.check_id, id);
     assert_eq!(job.check.spec.url, "http://127.0.0.1:9/");
     assert_eq!(job.check.spec.timeout_ms, 10_000);
@@ -187,7 +196,7 @@ async fn the_claim_hands_over_the_check_and_its_alert_state() {
 async fn the_state_write_is_fenced_by_the_lease_token() {
     let store = store().await;
     let id = check(&store, 60).await;
-    let job: Job = store.claim_due(10, 1000).await.unwrap()[0].clone();
+    let job: Job = store.claim_due(10, 1000, &here()).await.unwrap()[0].clone();
     // A writer without the lease cannot write state.
     let mut stranger = finish(&job);
     stranger.token = Uuid::new_v4();
@@ -220,7 +229,7 @@ async fn a_batch_writes_each_run_and_its_alert_atomically() {
     let store = store().await;
     let a = check(&store, 60).await;
     let b = check(&store, 60).await;
-    let jobs = store.claim_due(10, 1000).await.unwrap();
+    let jobs = store.claim_due(10, 1000, &here()).await.unwrap();
     let mut runs: Vec<Finish> = jobs.iter().map(finish).collect();
     let failing = runs.iter_mut().find(|r| r.check_id == a).unwrap();
     failing.outcome = answered(500);
@@ -266,7 +275,7 @@ async fn deleted_and_disabled_checks_are_not_claimed_and_deleted_ones_not_writte
     let store = store().await;
     let gone = check(&store, 1).await;
     let paused = check(&store, 1).await;
-    let job = store.claim_due(10, 1000).await.unwrap();
+    let job = store.claim_due(10, 1000, &here()).await.unwrap();
     assert_eq!(job.len(), 2);
     store.delete(gone).await.unwrap();
     store
@@ -282,11 +291,13 @@ async fn deleted_and_disabled_checks_are_not_claimed_and_deleted_ones_not_writte
         .await
         .unwrap()
         .is_empty());
-    sqlx::query("UPDATE checks SET lease_token = NULL, next_run_at = now() - interval '1 second'")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    assert!(store.claim_due(10, 1000).await.unwrap().is_empty());
+    sqlx::query(
+        "UPDATE check_schedules SET lease_token = NULL, next_run_at = now() - interval '1 second'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert!(store.claim_due(10, 1000, &here()).await.unwrap().is_empty());
 }
 
 async fn missed_rows(store: &CheckStore, id: Uuid) -> Vec<(i64, String, String)> {
@@ -308,17 +319,17 @@ async fn after_a_lost_worker_the_slot_reruns_once_and_later_ones_are_recorded_mi
     let id = check(&store, 2).await;
     let due = Utc::now() - Duration::milliseconds(100);
     set_next_run(&store, id, due).await;
-    store.claim_due(10, 0).await.unwrap();
+    store.claim_due(10, 0, &here()).await.unwrap();
     // Its worker dies: the lease expires and the slot is re-queued.
-    sqlx::query("UPDATE checks SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
+    sqlx::query("UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' WHERE check_id = $1")
         .bind(id)
         .execute(store.pool())
         .await
         .unwrap();
-    let again = store.reclaim_expired(10, 0).await.unwrap();
+    let again = store.reclaim_expired(10, 0, &here()).await.unwrap();
     assert_eq!(again[0].slot_ms, due.timestamp_millis());
     // Nothing else of the check is claimed while it is catching up.
-    assert!(store.claim_due(10, 0).await.unwrap().is_empty());
+    assert!(store.claim_due(10, 0, &here()).await.unwrap().is_empty());
     store
         .finish_batch(&[finish(&again[0])], "w", "default")
         .await
@@ -346,7 +357,10 @@ async fn after_a_lost_worker_the_slot_reruns_once_and_later_ones_are_recorded_mi
         0,
         "on the same grid"
     );
-    assert!(store.claim_due(10, 0).await.unwrap().is_empty(), "no burst");
+    assert!(
+        store.claim_due(10, 0, &here()).await.unwrap().is_empty(),
+        "no burst"
+    );
     assert_eq!(store.skip_missed_slots(100).await.unwrap(), 0, "once");
 }
 
@@ -355,7 +369,7 @@ async fn a_lost_workers_leases_are_reissued_at_once_by_token() {
     let store = store().await;
     let a = check(&store, 60).await;
     let b = check(&store, 60).await;
-    let jobs = store.claim_due(10, 60_000).await.unwrap();
+    let jobs = store.claim_due(10, 60_000, &here()).await.unwrap();
     assert_eq!(jobs.len(), 2);
     let ja = jobs.iter().find(|j| j.check_id == a).unwrap();
     let jb = jobs.iter().find(|j| j.check_id == b).unwrap();
@@ -391,7 +405,7 @@ async fn a_lost_workers_leases_are_reissued_at_once_by_token() {
 async fn the_sql_run_budget_is_the_jobs_run_budget() {
     let store = store().await;
     let id = check(&store, 60).await;
-    let mut job = store.claim_due(10, 0).await.unwrap()[0].clone();
+    let mut job = store.claim_due(10, 0, &here()).await.unwrap()[0].clone();
     assert_eq!(job.check_id, id);
     for timeout in [1, 999, 10_000, 120_000] {
         for retries in 0..=5 {
@@ -426,7 +440,7 @@ async fn the_results_outbox_reaches_clickhouse_exactly_once_even_after_a_crash()
     for _ in 0..3 {
         check(&store, 60).await;
     }
-    let jobs = store.claim_due(10, 1000).await.unwrap();
+    let jobs = store.claim_due(10, 1000, &here()).await.unwrap();
     let runs: Vec<Finish> = jobs.iter().map(finish).collect();
     assert_eq!(
         store
@@ -480,4 +494,9 @@ async fn the_results_outbox_reaches_clickhouse_exactly_once_even_after_a_crash()
         assert_eq!(stored.len(), 1, "exactly one row for {id}");
         assert_eq!(stored[0].id, id);
     }
+}
+
+/// The locations with a live worker in these tests.
+fn here() -> Vec<String> {
+    vec!["default".to_string()]
 }

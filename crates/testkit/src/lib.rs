@@ -128,6 +128,8 @@ struct TargetState {
 /// - `/expect`: 200 only for a POST with header `x-pulse-test: yes` and
 ///   body `ping`, else 400;
 /// - `/peer`: 200, noting the client's address (one per connection).
+/// - `/deny/{ips}`: 503 to clients from one of these comma-separated IP
+///   addresses, 200 to others (tells locations apart by source address).
 ///
 /// Every request is counted per path.
 #[derive(Clone)]
@@ -308,6 +310,23 @@ impl Target {
                             StatusCode::OK
                         } else {
                             StatusCode::BAD_REQUEST
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/deny/{ips}",
+                any(
+                    move |State(s): State<Arc<TargetState>>,
+                          Path(ips): Path<String>,
+                          ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                        record(&s, "/deny");
+                        s.peers.lock().unwrap().push(peer);
+                        let ip = peer.ip().to_string();
+                        if ips.split(',').any(|d| d == ip) {
+                            (StatusCode::SERVICE_UNAVAILABLE, format!("{ip} is not welcome"))
+                        } else {
+                            (StatusCode::OK, format!("hello {ip}"))
                         }
                     },
                 ),

@@ -30,6 +30,24 @@ pub struct Finisher {
     pub checks: CheckStore,
     pub queue: ConsumerHandle,
     pub alerter: Alerter,
+    pub live: LiveLocations,
+}
+
+/// The locations with a live worker, as last read (each heartbeat): a
+/// stale location neither opens nor holds an incident.
+#[derive(Clone, Default)]
+pub struct LiveLocations(std::sync::Arc<std::sync::RwLock<Vec<String>>>);
+
+impl LiveLocations {
+    pub fn set(&self, live: Vec<String>) {
+        if let Ok(mut l) = self.0.write() {
+            *l = live;
+        }
+    }
+
+    pub fn get(&self) -> Vec<String> {
+        self.0.read().map(|l| l.clone()).unwrap_or_default()
+    }
 }
 
 impl Finisher {
@@ -66,7 +84,8 @@ impl Finisher {
                 Done::Skip { raw } => raws.push(raw),
             }
         }
-        let written: std::collections::HashSet<Uuid> = self.write(&ran).await.into_iter().collect();
+        let (written, ran) = self.write(ran).await;
+        let written: std::collections::HashSet<Uuid> = written.into_iter().collect();
         let mut alerts = false;
         for f in &ran {
             if !written.contains(&f.check_id) {
@@ -100,15 +119,29 @@ impl Finisher {
     }
 
     /// The batch write, retried briefly; on failure the leases expire and
-    /// the slots are re-queued.
-    async fn write(&self, finishes: &[Finish]) -> Vec<Uuid> {
+    /// the slots are re-queued. Runs of checks with several locations have
+    /// their incident decided again from every location's streak, under
+    /// the check's lock (see [`CheckStore::finish_batch_with`]). Returns the
+    /// checks written and the runs as written.
+    async fn write(&self, finishes: Vec<Finish>) -> (Vec<Uuid>, Vec<Finish>) {
+        let quorum: Vec<Uuid> = finishes
+            .iter()
+            .filter(|f| f.quorum.is_some())
+            .map(|f| f.check_id)
+            .collect();
+        let live = self.live.get();
         for attempt in 1..=3 {
-            match self
+            let runs = finishes.clone();
+            let decided = self
                 .checks
-                .finish_batch(finishes, &self.worker_id, &self.location)
-                .await
-            {
-                Ok(ids) => return ids,
+                .finish_batch_with(&quorum, &self.worker_id, &self.location, |snapshot| {
+                    runs.into_iter()
+                        .map(|f| crate::runner::decide_quorum(f, snapshot, &live, &self.location))
+                        .collect()
+                })
+                .await;
+            match decided {
+                Ok(done) => return done,
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, runs = finishes.len(), "state write failed");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
@@ -119,6 +152,6 @@ impl Finisher {
             runs = finishes.len(),
             "state write abandoned; slots will be re-run after lease expiry"
         );
-        Vec::new()
+        (Vec::new(), finishes)
     }
 }

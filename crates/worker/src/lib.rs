@@ -82,6 +82,7 @@ impl Worker {
         };
         let handle = consumer.handle();
         let (done_tx, done_rx) = mpsc::channel(self.settings.concurrency * 2);
+        let live = finisher::LiveLocations::default();
         let finisher = tokio::spawn(
             Finisher {
                 worker_id: self.settings.worker_id.clone(),
@@ -89,15 +90,17 @@ impl Worker {
                 checks: CheckStore::new(self.services.pool.clone()),
                 queue: handle.clone(),
                 alerter: loops.alerter.clone(),
+                live: live.clone(),
             }
             .run(done_rx),
         );
         let alive = Liveness::new(pulse_store::queue::HEARTBEAT_TTL);
         let heartbeat = tokio::spawn(heartbeat(
             handle.clone(),
-            self.services.queue.clone(),
             loops.metrics.clone(),
             alive.clone(),
+            loops.overload.clone(),
+            live,
             loops.stop.clone(),
         ));
         let ctx = RunContext {
@@ -105,7 +108,8 @@ impl Worker {
                 self.settings.body_limit,
                 self.settings.target_policy,
                 &self.settings.extra_ca,
-            )?,
+            )?
+            .with_source(self.settings.source_address),
             done: done_tx,
             metrics: loops.metrics.clone(),
             alive,
@@ -221,7 +225,7 @@ impl Worker {
             match self
                 .services
                 .queue
-                .consumer(&s.services.redis_url, &s.worker_id)
+                .consumer(&s.services.redis_url, &s.worker_id, &s.location)
                 .await
             {
                 Ok(c) => return Ok(c),
@@ -384,13 +388,16 @@ async fn cancelled_jobs(
     }
 }
 
-/// Keeps this worker's heartbeat alive (every [`HEARTBEAT_EVERY`]) and its
-/// [`Liveness`] in step with it, and exports the queue depth.
+/// Keeps this worker's heartbeat alive (every [`HEARTBEAT_EVERY`], with
+/// its location and lag) and its [`Liveness`] in step with it, refreshes
+/// which locations are live (for quorum decisions), and exports its
+/// location's queue depth.
 async fn heartbeat(
     handle: pulse_store::ConsumerHandle,
-    queue: pulse_store::Queue,
     metrics: Metrics,
     alive: Liveness,
+    overload: overload::Overload,
+    live: finisher::LiveLocations,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
@@ -402,11 +409,14 @@ async fn heartbeat(
         }
         let sent = std::time::Instant::now();
         alive.before_heartbeat(sent);
-        match handle.heartbeat().await {
+        match handle.heartbeat(overload.p99_ms()).await {
             Ok(()) => alive.renewed(sent),
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
-        if let Ok(depth) = queue.len().await {
+        if let Ok(presence) = handle.queue().presence().await {
+            live.set(presence.live());
+        }
+        if let Ok(depth) = handle.queue().len(handle.location()).await {
             metrics.queue_depth.set(depth);
         }
     }

@@ -5,10 +5,13 @@
 use std::time::Duration;
 
 use pulse_checker::{Checker, Probe};
-use pulse_core::{AlertKind, AlertPayload, Job, RetrySkipped, RunOutcome};
+use pulse_core::alert::AlertLocation;
+use pulse_core::{
+    AlertKind, AlertPayload, IncidentState, Job, LocationStreak, RetrySkipped, RunOutcome,
+};
 use pulse_runtime::metrics::StatusLabel;
 use pulse_runtime::WorkerMetrics as Metrics;
-use pulse_store::pg::checks::{Finish, NewAlert, TlsAlert};
+use pulse_store::pg::checks::{Finish, NewAlert, QuorumSnapshot, TlsAlert};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -81,12 +84,20 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
     let lag_ms = (outcome.started_at.timestamp_millis() - job.slot_ms).max(0);
     m.schedule_lag.observe(lag_ms as f64 / 1000.0);
     ctx.overload.record(lag_ms as u64);
-    let (state, kind) = job.incident_state().next_run(
+    // This location's streak; the check's incident follows from it here
+    // for a check in one location, and in the finisher (from every
+    // location's streak, under the check's lock) for one in several.
+    let (streak, _) = job.incident_state().next_run(
         outcome.status,
         job.check.spec.alert_threshold,
         job.check.spec.alert_on_degraded,
     );
-    let alert = kind.map(|kind| new_alert(&job, kind, &outcome, state.consecutive_fails));
+    let several = job.check.spec.locations.len() > 1;
+    let (state, alert) = if several {
+        (streak, None)
+    } else {
+        decide_run(&job, &outcome, streak, job.incident_state(), Vec::new())
+    };
     let tls_alert = tls_expiry_alert(&job, &outcome);
     tracing::debug!(check_id = %job.check_id, status = outcome.status.as_str(), latency_ms = outcome.latency_ms, "run done");
     let finish = Finish {
@@ -97,6 +108,7 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
         state,
         alert,
         tls_alert,
+        quorum: several.then(|| Box::new(job)),
     };
     let _ = ctx
         .done
@@ -105,6 +117,78 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
             finish: Box::new(finish),
         })
         .await;
+}
+
+/// The check's incident after a run in `job`'s location whose streak is now
+/// `streak`: decided over this location and `others` (the check's other
+/// locations, `live` said of each) from the incident state `was`, with the
+/// alert it raises.
+pub(crate) fn decide_run(
+    job: &Job,
+    outcome: &RunOutcome,
+    streak: IncidentState,
+    was: IncidentState,
+    mut others: Vec<LocationStreak>,
+) -> (IncidentState, Option<NewAlert>) {
+    let spec = &job.check.spec;
+    others.push(LocationStreak {
+        location: job.location.clone(),
+        consecutive_fails: streak.consecutive_fails,
+        consecutive_degraded: streak.consecutive_degraded,
+        last_error: outcome.error.clone(),
+        live: true,
+    });
+    let d = pulse_core::alert::decide(
+        was,
+        &others,
+        spec.alert_threshold,
+        spec.alert_on_degraded,
+        spec.alert_locations,
+    );
+    let state = IncidentState {
+        incident_open: d.incident_open,
+        degraded_open: d.degraded_open,
+        ..streak
+    };
+    let alert = d
+        .alert
+        .map(|kind| new_alert(job, kind, outcome, state.consecutive_fails, d.locations));
+    (state, alert)
+}
+
+/// A finished run of a check with several locations, its incident decided
+/// again from what the finisher read under the check's lock: the incident
+/// state and every other location's streak (`live`: the locations with a
+/// live worker; `own`: this worker's).
+pub(crate) fn decide_quorum(
+    f: Finish,
+    snapshot: &QuorumSnapshot,
+    live: &[String],
+    own: &str,
+) -> Finish {
+    let Some(job) = f.quorum.as_deref() else {
+        return f;
+    };
+    let was = snapshot
+        .incidents
+        .get(&f.check_id)
+        .copied()
+        .unwrap_or_else(|| job.incident_state());
+    let others: Vec<LocationStreak> = snapshot
+        .streaks
+        .get(&f.check_id)
+        .map(|all| {
+            all.iter()
+                .filter(|s| s.location != own)
+                .map(|s| LocationStreak {
+                    live: live.contains(&s.location),
+                    ..s.clone()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (state, alert) = decide_run(job, &f.outcome, f.state, was, others);
+    Finish { state, alert, ..f }
 }
 
 /// Runs the request, and again up to `retries` times while it fails, with a
@@ -190,6 +274,7 @@ fn tls_expiry_alert(job: &Job, outcome: &RunOutcome) -> Option<TlsAlert> {
         AlertKind::TlsExpiry,
         outcome,
         job.check.consecutive_fails,
+        Vec::new(),
     );
     let error = if cert.days_left < 0 {
         format!(
@@ -218,7 +303,13 @@ fn tls_expiry_alert(job: &Job, outcome: &RunOutcome) -> Option<TlsAlert> {
     })
 }
 
-fn new_alert(job: &Job, kind: AlertKind, outcome: &RunOutcome, consecutive_fails: i32) -> NewAlert {
+fn new_alert(
+    job: &Job,
+    kind: AlertKind,
+    outcome: &RunOutcome,
+    consecutive_fails: i32,
+    locations: Vec<AlertLocation>,
+) -> NewAlert {
     let id = Uuid::new_v4();
     let payload = AlertPayload {
         alert_id: id,
@@ -235,6 +326,8 @@ fn new_alert(job: &Job, kind: AlertKind, outcome: &RunOutcome, consecutive_fails
             job.check.consecutive_fails
         },
         timestamp: outcome.started_at,
+        location: job.location.clone(),
+        locations,
     };
     NewAlert {
         id,

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 fn job(url: String, retries: i32) -> Job {
     let now = chrono::Utc::now().timestamp_millis();
     Job {
+        location: "default".into(),
         check_id: uuid::Uuid::new_v4(),
         token: uuid::Uuid::new_v4(),
         slot_ms: now,

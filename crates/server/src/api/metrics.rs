@@ -14,6 +14,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    super::locations::export(&state).await;
     (
         [("content-type", pulse_runtime::CONTENT_TYPE)],
         state.metrics.render(),

@@ -4,6 +4,7 @@ mod auth;
 mod checks;
 mod error;
 mod health;
+pub mod locations;
 mod metrics;
 mod views;
 
@@ -71,7 +72,7 @@ impl AppState {
 /// like `/checks`; otherwise it is open like `/health`.
 pub fn router(state: AppState, metrics_need_key: bool) -> Router {
     let key = axum::middleware::from_fn_with_state(state.clone(), auth::require_key);
-    let mut protected = checks::router();
+    let mut protected = checks::router().merge(locations::router());
     let mut open = health::router();
     if metrics_need_key {
         protected = protected.merge(metrics::router());

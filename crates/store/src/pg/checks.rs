@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use pulse_core::assertion::Assertion;
+use pulse_core::check::LocationState;
 use pulse_core::{AlertKind, Check, CheckSpec, IncidentState, Job, JobCheck, RunOutcome};
 use sqlx::postgres::PgArguments;
 use sqlx::types::Json;
@@ -129,13 +130,52 @@ struct CheckRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: i64,
+    incident_open: bool,
+    by_location: Json<Vec<LocationState>>,
 }
 
-const CHECK_COLUMNS: &str = concat!(
-    "id, ",
+/// How bad a location's last status is, worst first: the check's overall
+/// status is its worst location's.
+macro_rules! severity {
+    () => {
+        "CASE s.last_status WHEN 'fail' THEN 0 WHEN 'timeout' THEN 0 WHEN 'error' THEN 0 \
+         WHEN 'degraded' THEN 1 WHEN 'success' THEN 2 WHEN 'missed' THEN 3 ELSE 4 END, \
+         s.last_run_at DESC NULLS LAST"
+    };
+}
+
+/// A check with the summary of its locations' last runs: the worst
+/// location's status and run, the latest run time, the longest failure
+/// streak, the next slot anywhere, and each listed location's own.
+const CHECK_SELECT: &str = concat!(
+    "SELECT c.id, ",
     spec_columns!(),
-    ", last_status, last_run_at, last_latency_ms, last_status_code, last_error, \
-     consecutive_fails, next_run_at, created_at, updated_at, version"
+    ", COALESCE(st.last_status, 'unknown') AS last_status, st.last_run_at, st.last_latency_ms, \
+     st.last_status_code, st.last_error, COALESCE(st.consecutive_fails, 0) AS consecutive_fails, \
+     COALESCE(st.next_run_at, now()) AS next_run_at, c.created_at, c.updated_at, c.version, \
+     c.incident_open, COALESCE(st.by_location, '[]'::jsonb) AS by_location \
+     FROM checks c LEFT JOIN LATERAL (SELECT \
+        (array_agg(s.last_status ORDER BY ",
+    severity!(),
+    "))[1] AS last_status, \
+        max(s.last_run_at) AS last_run_at, \
+        (array_agg(s.last_latency_ms ORDER BY ",
+    severity!(),
+    "))[1] AS last_latency_ms, \
+        (array_agg(s.last_status_code ORDER BY ",
+    severity!(),
+    "))[1] AS last_status_code, \
+        (array_agg(s.last_error ORDER BY ",
+    severity!(),
+    "))[1] AS last_error, \
+        max(s.consecutive_fails) AS consecutive_fails, \
+        min(s.next_run_at) AS next_run_at, \
+        jsonb_agg(jsonb_build_object('location', s.location, 'last_status', s.last_status, \
+            'last_run_at', s.last_run_at, 'last_latency_ms', s.last_latency_ms, \
+            'last_status_code', s.last_status_code, 'last_error', s.last_error, \
+            'consecutive_fails', s.consecutive_fails, 'next_run_at', s.next_run_at) \
+            ORDER BY array_position(c.locations, s.location)) AS by_location \
+        FROM check_schedules s WHERE s.check_id = c.id AND s.location = ANY(c.locations)) st ON true "
 );
 
 impl From<CheckRow> for Check {
@@ -153,6 +193,8 @@ impl From<CheckRow> for Check {
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,
+            incident_open: r.incident_open,
+            by_location: r.by_location.0,
         }
     }
 }
@@ -191,6 +233,9 @@ pub struct Finish {
     pub alert: Option<NewAlert>,
     /// A certificate expiring soon: alerted once per certificate.
     pub tls_alert: Option<TlsAlert>,
+    /// For a check with several locations, its job: the finisher decides
+    /// the check's incident again from every location's streak.
+    pub quorum: Option<Box<Job>>,
 }
 
 /// A `tls_expiry` alert, sent unless this certificate was alerted before.
@@ -203,6 +248,7 @@ pub struct TlsAlert {
 #[derive(FromRow)]
 struct ClaimRow {
     id: Uuid,
+    location: String,
     lease_token: Uuid,
     lease_slot: DateTime<Utc>,
     lease_expires_at: DateTime<Utc>,
@@ -219,6 +265,7 @@ impl From<ClaimRow> for Job {
     fn from(r: ClaimRow) -> Job {
         Job {
             check_id: r.id,
+            location: r.location,
             token: r.lease_token,
             slot_ms: r.lease_slot.timestamp_millis(),
             claimed_ms: r.claimed_at.timestamp_millis(),
@@ -240,27 +287,30 @@ impl From<ClaimRow> for Job {
 
 /// What a claim returns: the lease and everything a worker needs.
 const CLAIM_RETURNING: &str = concat!(
-    "RETURNING c.id, c.lease_token, c.lease_slot, c.lease_expires_at, now() AS claimed_at, ",
+    "RETURNING s.check_id AS id, s.location, s.lease_token, s.lease_slot, s.lease_expires_at, \
+     now() AS claimed_at, ",
     spec_columns!(),
-    ", c.consecutive_fails, c.incident_open, c.consecutive_degraded, c.degraded_open"
+    ", s.consecutive_fails, c.incident_open, s.consecutive_degraded, c.degraded_open"
 );
 
 /// The scheduler's claim statement (`$1` batch size, `$2` lease margin in
-/// ms). The lease covers the run's budget (every attempt timing out plus
-/// the pauses between retries: `Job::run_budget_ms`) plus the margin.
-/// Public so the benchmark can show its plan.
-pub const CLAIM_DUE_SQL: &str = "UPDATE checks c SET \
+/// ms, `$3` the locations with a live worker): leases due slots, one per
+/// (check, location). The lease covers the run's budget (every attempt
+/// timing out plus the pauses between retries: `Job::run_budget_ms`) plus
+/// the margin. Public so the benchmark can show its plan.
+pub const CLAIM_DUE_SQL: &str = "UPDATE check_schedules s SET \
         lease_token = gen_random_uuid(), \
-        lease_slot = c.next_run_at, \
+        lease_slot = s.next_run_at, \
         lease_expires_at = now() + make_interval(secs => \
             (pulse_run_budget_ms(c.timeout_ms, c.retries) + $2)::float8 / 1000), \
-        next_run_at = c.next_run_at + make_interval(secs => (c.interval_seconds * \
-            (floor(extract(epoch FROM (now() - c.next_run_at)) / c.interval_seconds) + 1))::float8) \
-     WHERE c.id = ANY(ARRAY( \
-        SELECT id FROM checks \
-        WHERE enabled AND deleted_at IS NULL AND lease_token IS NULL AND next_run_at <= now() \
-          AND NOT catching_up \
-        ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED)) ";
+        next_run_at = s.next_run_at + make_interval(secs => (s.period_seconds * \
+            (floor(extract(epoch FROM (now() - s.next_run_at)) / s.period_seconds) + 1))::float8) \
+     FROM checks c \
+     WHERE c.id = s.check_id AND (s.check_id, s.location) IN ( \
+        SELECT check_id, location FROM check_schedules \
+        WHERE active AND lease_token IS NULL AND next_run_at <= now() AND NOT catching_up \
+          AND location = ANY($3) \
+        ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) ";
 
 /// A new lease on the same slot (`$2` margin in ms), for runs whose worker
 /// was lost; its old token no longer writes.
@@ -268,7 +318,51 @@ const RELEASE_LEASE: &str = "lease_token = gen_random_uuid(), catching_up = true
     lease_expires_at = now() + make_interval(secs => \
         (pulse_run_budget_ms(c.timeout_ms, c.retries) + $2)::float8 / 1000)";
 
-type CheckQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, CheckRow, PgArguments>;
+/// Records the slots of `moved` (check, location, `old_next` up to before
+/// `next_run_at`, a period apart, at most 1,000) as `missed` runs with
+/// reason `$2` and error `$3`, in the results outbox; `ins` returns how many.
+const MISSED_INSERT: &str = "slots AS ( \
+        SELECT m.check_id, m.location, g.slot FROM moved m, LATERAL generate_series( \
+            GREATEST(m.old_next, m.next_run_at - make_interval(secs => m.period_seconds * 1000)), \
+            m.next_run_at - make_interval(secs => m.period_seconds), \
+            make_interval(secs => m.period_seconds)) AS g(slot)), \
+     ins AS ( \
+        INSERT INTO run_result_batches (ids, check_ids, run_at, scheduled_at_ms, status, \
+            failure_reason, latency_ms, status_code, error, worker, attempts, location) \
+        SELECT array_agg(gen_random_uuid()), array_agg(check_id), array_agg(slot), \
+            array_agg(floor(extract(epoch FROM slot) * 1000)::bigint), array_agg('missed'::text), \
+            array_agg($2::text), array_agg(0), array_agg(0), array_agg($3::text), \
+            array_agg(''::text), array_agg(0), array_agg(location) \
+        FROM slots HAVING count(*) > 0 \
+        RETURNING cardinality(ids) AS n)";
+
+/// Which locations may run slots now, as the scheduler sees them.
+#[derive(Debug, Clone, Default)]
+pub struct LocationsNow {
+    /// Locations with a live worker: their due slots are claimed.
+    pub live: Vec<String>,
+    /// Locations seen before whose workers are all gone (for longer than
+    /// the grace): their slots are recorded `missed`.
+    pub stale: Vec<String>,
+    /// Every location ever seen.
+    pub known: Vec<String>,
+    /// Whether a location never seen counts as stale too (the scheduler
+    /// has waited the grace for its first worker).
+    pub unknown_stale: bool,
+}
+
+type CheckQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, PgArguments>;
+
+/// Brings the check's schedule rows in line with its definition (see the
+/// `pulse_sync_schedules` function in the migrations).
+async fn sync_schedules(tx: &mut sqlx::PgConnection, id: Uuid, rephase: bool) -> Result<()> {
+    sqlx::query("SELECT pulse_sync_schedules($1, $2)")
+        .bind(id)
+        .bind(rephase)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
 
 /// Binds a spec's fields as parameters `$2` to `$33`, in column order.
 fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
@@ -328,32 +422,45 @@ impl CheckStore {
         &self.pool
     }
 
-    /// Stores a new check, due at once.
+    /// Stores a new check, due at once in each of its locations (one
+    /// interval apart in turn for `round_robin`).
     pub async fn create(&self, spec: &CheckSpec) -> Result<Check> {
-        let sql = format!(
-            "INSERT INTO checks (id, name, url, method, headers, body, expected_status, body_contains, \
-             interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, webhook_secret, \
-             retries, assertions, degraded_ms, max_response_ms, alert_on_degraded, tls_verify, \
-             tls_expiry_days, check_type, host, port, tls, send, expect, record_type, resolver, \
-             locations, location_strategy, alert_locations, public, next_run_at) \
+        let sql = "INSERT INTO checks (id, name, url, method, headers, body, expected_status, \
+             body_contains, interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, \
+             webhook_secret, retries, assertions, degraded_ms, max_response_ms, alert_on_degraded, \
+             tls_verify, tls_expiry_days, check_type, host, port, tls, send, expect, record_type, \
+             resolver, locations, location_strategy, alert_locations, public, next_run_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
                  $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, \
-                 now()) \
-             RETURNING {CHECK_COLUMNS}"
-        );
-        let query = sqlx::query_as(&sql).bind(Uuid::new_v4());
-        let row: CheckRow = bind_spec(query, spec).fetch_one(&self.pool).await?;
-        Ok(row.into())
+                 now())";
+        let id = Uuid::new_v4();
+        let mut tx = self.pool.begin().await?;
+        bind_spec(sqlx::query(sql).bind(id), spec)
+            .execute(&mut *tx)
+            .await?;
+        sync_schedules(&mut tx, id, true).await?;
+        let check = Self::read(&mut tx, id, false).await?;
+        tx.commit().await?;
+        check.ok_or(StoreError::NotFound)
+    }
+
+    /// A live check with its locations' state; `lock` holds its row.
+    async fn read(tx: &mut sqlx::PgConnection, id: Uuid, lock: bool) -> Result<Option<Check>> {
+        let lock = if lock { "FOR UPDATE OF c" } else { "" };
+        let row: Option<CheckRow> = sqlx::query_as(&format!(
+            "{CHECK_SELECT} WHERE c.id = $1 AND c.deleted_at IS NULL {lock}"
+        ))
+        .bind(id)
+        .fetch_optional(tx)
+        .await?;
+        Ok(row.map(Into::into))
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Check> {
-        let row: Option<CheckRow> = sqlx::query_as(&format!(
-            "SELECT {CHECK_COLUMNS} FROM checks WHERE id = $1 AND deleted_at IS NULL"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(Into::into).ok_or(StoreError::NotFound)
+        let mut conn = self.pool.acquire().await?;
+        Self::read(&mut conn, id, false)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     /// Ok when the check exists or existed (deleted checks keep history).
@@ -376,12 +483,12 @@ impl CheckStore {
             format!("%{escaped}%")
         });
         let rows: Vec<CheckRow> = sqlx::query_as(&format!(
-            "SELECT {CHECK_COLUMNS} FROM checks WHERE deleted_at IS NULL \
-             AND ($1::bool IS NULL OR enabled = $1) \
-             AND ($2::text IS NULL OR last_status = $2) \
-             AND ($3::text IS NULL OR name ILIKE $3) \
-             AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5)) \
-             ORDER BY created_at, id LIMIT $6"
+            "{CHECK_SELECT} WHERE c.deleted_at IS NULL \
+             AND ($1::bool IS NULL OR c.enabled = $1) \
+             AND ($2::text IS NULL OR COALESCE(st.last_status, 'unknown') = $2) \
+             AND ($3::text IS NULL OR c.name ILIKE $3) \
+             AND ($4::timestamptz IS NULL OR (c.created_at, c.id) > ($4, $5)) \
+             ORDER BY c.created_at, c.id LIMIT $6"
         ))
         .bind(f.enabled)
         .bind(&f.status)
@@ -400,7 +507,8 @@ impl CheckStore {
     /// a new version. With `if_match`, a check whose version differs is left
     /// alone ([`StoreError::VersionMismatch`]). A shorter interval pulls the
     /// next run in to at most one new interval from now; a longer one
-    /// applies after the run already scheduled.
+    /// applies after the run already scheduled. New locations are due at
+    /// once; a change of locations or strategy lays the slots out again.
     pub async fn update_with<E>(
         &self,
         id: Uuid,
@@ -411,14 +519,9 @@ impl CheckStore {
         E: From<StoreError>,
     {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let row: Option<CheckRow> = sqlx::query_as(&format!(
-            "SELECT {CHECK_COLUMNS} FROM checks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        let current: Check = row.ok_or(StoreError::NotFound)?.into();
+        let current = Self::read(&mut tx, id, true)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         if let Some(v) = if_match {
             if v != current.version {
                 return Err(StoreError::VersionMismatch {
@@ -427,88 +530,120 @@ impl CheckStore {
                 .into());
             }
         }
+        let before = current.spec.clone();
         let spec = change(current.spec)?;
-        let sql = format!(
-            "UPDATE checks SET name = $2, url = $3, method = $4, headers = $5, body = $6, \
+        let rephase = spec.locations != before.locations
+            || spec.location_strategy != before.location_strategy
+            || (spec.location_strategy == pulse_core::LocationStrategy::RoundRobin
+                && spec.interval_seconds != before.interval_seconds);
+        let sql = "UPDATE checks SET name = $2, url = $3, method = $4, headers = $5, body = $6, \
              expected_status = $7, body_contains = $8, interval_seconds = $9, timeout_ms = $10, \
              alert_threshold = $11, webhook_url = $12, enabled = $13, webhook_secret = $14, \
              retries = $15, assertions = $16, degraded_ms = $17, max_response_ms = $18, \
              alert_on_degraded = $19, tls_verify = $20, tls_expiry_days = $21, \
              check_type = $22, host = $23, port = $24, tls = $25, send = $26, expect = $27, \
              record_type = $28, resolver = $29, locations = $30, location_strategy = $31, \
-             alert_locations = $32, public = $33, \
-             next_run_at = LEAST(next_run_at, now() + $9 * interval '1 second'), \
-             updated_at = now(), version = version + 1 \
-             WHERE id = $1 RETURNING {CHECK_COLUMNS}"
-        );
-        let query = sqlx::query_as(&sql).bind(id);
-        let row: CheckRow = bind_spec(query, &spec)
-            .fetch_one(&mut *tx)
+             alert_locations = $32, public = $33, updated_at = now(), version = version + 1 \
+             WHERE id = $1";
+        bind_spec(sqlx::query(sql).bind(id), &spec)
+            .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;
+        sync_schedules(&mut tx, id, rephase).await?;
+        let check = Self::read(&mut tx, id, false)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(row.into())
+        Ok(check)
+    }
+
+    /// Every location some live check runs in, with how many checks run
+    /// there.
+    pub async fn locations_in_use(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT location, count(*) FROM check_schedules WHERE active \
+             GROUP BY location ORDER BY location",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Soft-deletes a check: it stops running, its alerts and results stay.
     pub async fn delete(&self, id: Uuid) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE checks SET deleted_at = now(), updated_at = now() \
              WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        sync_schedules(&mut tx, id, false).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// The scheduler's claim: takes up to `limit` due, unleased checks in one
-    /// statement, leases each (token + expiry) and advances `next_run_at`
-    /// from the slot that was due (never from now, so no drift). Missed
-    /// slots (the schedulers were down, or a run outlasted its interval)
-    /// are skipped: the next slot is the first after now, no burst. A check
-    /// whose worker was lost (`catching_up`) waits for
-    /// [`Self::skip_missed_slots`]. Rows locked by another scheduler are
-    /// skipped, so concurrent schedulers never claim one slot twice.
-    pub async fn claim_due(&self, limit: i64, lease_margin_ms: i64) -> Result<Vec<Job>> {
+    /// The scheduler's claim: takes up to `limit` due slots in locations
+    /// with a live worker (`live`) in one statement, leases each (token +
+    /// expiry) and advances its `next_run_at` from the slot that was due
+    /// (never from now, so no drift). Missed slots (the schedulers were
+    /// down, or a run outlasted its interval) are skipped: the next slot is
+    /// the first after now, no burst. A slot whose worker was lost
+    /// (`catching_up`) waits for [`Self::skip_missed_slots`]. Rows locked by
+    /// another scheduler are skipped, so concurrent schedulers never claim
+    /// one slot twice.
+    pub async fn claim_due(
+        &self,
+        limit: i64,
+        lease_margin_ms: i64,
+        live: &[String],
+    ) -> Result<Vec<Job>> {
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!("{CLAIM_DUE_SQL}{CLAIM_RETURNING}"))
             .bind(limit)
             .bind(lease_margin_ms)
+            .bind(live)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Releases expired leases of paused or deleted checks (their queued run
-    /// was skipped), so a check that is resumed is claimed again.
+    /// Releases expired leases of paused or deleted checks, and of
+    /// locations a check no longer lists (their queued run was skipped), so
+    /// a check that is resumed is claimed again.
     pub async fn release_idle_leases(&self) -> Result<u64> {
         let done = sqlx::query(
-            "UPDATE checks SET lease_token = NULL, lease_slot = NULL, lease_expires_at = NULL \
-             WHERE lease_token IS NOT NULL AND lease_expires_at <= now() \
-               AND (NOT enabled OR deleted_at IS NOT NULL)",
+            "UPDATE check_schedules SET lease_token = NULL, lease_slot = NULL, \
+                lease_expires_at = NULL \
+             WHERE lease_token IS NOT NULL AND lease_expires_at <= now() AND NOT active",
         )
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
     }
 
-    /// Re-queues runs whose lease expired (their worker died or stalled
-    /// unnoticed): the same slot, under a fresh token, so the old holder's
-    /// late write is refused.
-    pub async fn reclaim_expired(&self, limit: i64, lease_margin_ms: i64) -> Result<Vec<Job>> {
+    /// Re-queues runs in live locations whose lease expired (their worker
+    /// died or stalled unnoticed): the same slot, under a fresh token, so
+    /// the old holder's late write is refused.
+    pub async fn reclaim_expired(
+        &self,
+        limit: i64,
+        lease_margin_ms: i64,
+        live: &[String],
+    ) -> Result<Vec<Job>> {
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
-            "UPDATE checks c SET {RELEASE_LEASE} \
-             WHERE c.id = ANY(ARRAY( \
-                SELECT id FROM checks \
-                WHERE lease_token IS NOT NULL AND lease_expires_at <= now() \
-                  AND enabled AND deleted_at IS NULL \
-                ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)) {CLAIM_RETURNING}"
+            "UPDATE check_schedules s SET {RELEASE_LEASE} FROM checks c \
+             WHERE c.id = s.check_id AND (s.check_id, s.location) IN ( \
+                SELECT check_id, location FROM check_schedules \
+                WHERE lease_token IS NOT NULL AND lease_expires_at <= now() AND active \
+                  AND location = ANY($3) \
+                ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) {CLAIM_RETURNING}"
         ))
         .bind(limit)
         .bind(lease_margin_ms)
+        .bind(live)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())
@@ -525,10 +660,10 @@ impl CheckStore {
         let ids: Vec<Uuid> = held.iter().map(|h| h.0).collect();
         let tokens: Vec<Uuid> = held.iter().map(|h| h.1).collect();
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
-            "UPDATE checks c SET {RELEASE_LEASE} \
-             FROM UNNEST($1::uuid[], $3::uuid[]) AS h(id, token) \
-             WHERE c.id = h.id AND c.lease_token = h.token \
-               AND c.enabled AND c.deleted_at IS NULL {CLAIM_RETURNING}"
+            "UPDATE check_schedules s SET {RELEASE_LEASE} \
+             FROM checks c, UNNEST($1::uuid[], $3::uuid[]) AS h(id, token) \
+             WHERE s.check_id = h.id AND s.lease_token = h.token AND c.id = s.check_id \
+               AND s.active {CLAIM_RETURNING}"
         ))
         .bind(ids)
         .bind(lease_margin_ms)
@@ -540,45 +675,90 @@ impl CheckStore {
 
     /// After a lost worker's run was re-run: every slot that fell due
     /// meanwhile is recorded as a `missed` run (no request made, reason
-    /// `worker_lost`) instead of being run late in a burst, and the check
-    /// goes on with its schedule at the first slot at least half an
-    /// interval after the re-run started. Returns how many slots were
+    /// `worker_lost`) instead of being run late in a burst, and the
+    /// location goes on with its schedule at the first slot at least half
+    /// a period after the re-run started. Returns how many slots were
     /// recorded missed.
     pub async fn skip_missed_slots(&self, limit: i64) -> Result<i64> {
-        let (missed,): (Option<i64>,) = sqlx::query_as(
+        let (missed,): (Option<i64>,) = sqlx::query_as(&format!(
             "WITH due AS ( \
-                SELECT id, next_run_at AS old_next FROM checks \
-                WHERE catching_up AND lease_token IS NULL AND enabled AND deleted_at IS NULL \
+                SELECT check_id, location, next_run_at AS old_next FROM check_schedules \
+                WHERE catching_up AND lease_token IS NULL AND active \
                 ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED), \
              moved AS ( \
-                UPDATE checks c SET catching_up = false, \
-                    next_run_at = d.old_next + make_interval(secs => (c.interval_seconds * \
+                UPDATE check_schedules s SET catching_up = false, \
+                    next_run_at = d.old_next + make_interval(secs => (s.period_seconds * \
                         GREATEST(0, ceil(extract(epoch FROM (GREATEST(now(), \
-                            COALESCE(c.last_run_at, now()) + make_interval(secs => c.interval_seconds / 2.0)) \
-                            - d.old_next)) / c.interval_seconds)))::float8) \
-                FROM due d WHERE c.id = d.id \
-                RETURNING c.id, d.old_next, c.next_run_at, c.interval_seconds), \
-             slots AS ( \
-                SELECT m.id, s.slot FROM moved m, LATERAL generate_series( \
-                    GREATEST(m.old_next, m.next_run_at - make_interval(secs => m.interval_seconds * 1000)), \
-                    m.next_run_at - make_interval(secs => m.interval_seconds), \
-                    make_interval(secs => m.interval_seconds)) AS s(slot)), \
-             ins AS ( \
-                INSERT INTO run_result_batches (ids, check_ids, run_at, scheduled_at_ms, status, \
-                    failure_reason, latency_ms, status_code, error, worker, attempts) \
-                SELECT array_agg(gen_random_uuid()), array_agg(id), array_agg(slot), \
-                    array_agg(floor(extract(epoch FROM slot) * 1000)::bigint), array_agg('missed'::text), \
-                    array_agg('worker_lost'::text), array_agg(0), array_agg(0), \
-                    array_agg('no request made: the worker running this check was lost'::text), \
-                    array_agg(''::text), array_agg(0) \
-                FROM slots HAVING count(*) > 0 \
-                RETURNING cardinality(ids) AS n) \
-             SELECT sum(n)::bigint FROM ins",
-        )
+                            COALESCE(s.last_run_at, now()) + make_interval(secs => s.period_seconds / 2.0)) \
+                            - d.old_next)) / s.period_seconds)))::float8) \
+                FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
+                RETURNING s.check_id, s.location, d.old_next, s.next_run_at, s.period_seconds), \
+             {MISSED_INSERT} \
+             SELECT sum(n)::bigint FROM ins"
+        ))
         .bind(limit)
+        .bind("worker_lost")
+        .bind("no request made: the worker running this check was lost")
         .fetch_one(&self.pool)
         .await?;
         Ok(missed.unwrap_or(0))
+    }
+
+    /// The slots due in stale locations (no live worker for longer than
+    /// the grace), recorded as `missed` runs (no request made, reason
+    /// `location_stale`), and leases there that expired (their run was
+    /// lost with the location's last worker), recorded `worker_lost`. The
+    /// schedule goes on at the first slot after now. Returns how many
+    /// slots were recorded missed.
+    pub async fn miss_stale_slots(&self, limit: i64, now: &LocationsNow) -> Result<i64> {
+        let stale = "(location = ANY($4) OR ($5 AND location <> ALL($6)))";
+        let (leases,): (Option<i64>,) = sqlx::query_as(&format!(
+            "WITH due AS ( \
+                SELECT check_id, location, lease_slot FROM check_schedules \
+                WHERE lease_token IS NOT NULL AND lease_expires_at <= now() AND {stale} \
+                LIMIT $1 FOR UPDATE SKIP LOCKED), \
+             moved AS ( \
+                UPDATE check_schedules s SET lease_token = NULL, lease_slot = NULL, \
+                    lease_expires_at = NULL, catching_up = false \
+                FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
+                RETURNING s.check_id, s.location, d.lease_slot AS old_next, \
+                    d.lease_slot + make_interval(secs => s.period_seconds) AS next_run_at, \
+                    s.period_seconds), \
+             {MISSED_INSERT} \
+             SELECT sum(n)::bigint FROM ins"
+        ))
+        .bind(limit)
+        .bind("worker_lost")
+        .bind("no request made: the worker running this check was lost with its location")
+        .bind(&now.stale)
+        .bind(now.unknown_stale)
+        .bind(&now.known)
+        .fetch_one(&self.pool)
+        .await?;
+        let (slots,): (Option<i64>,) = sqlx::query_as(&format!(
+            "WITH due AS ( \
+                SELECT check_id, location, next_run_at AS old_next FROM check_schedules \
+                WHERE active AND lease_token IS NULL AND next_run_at <= now() AND {stale} \
+                ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED), \
+             moved AS ( \
+                UPDATE check_schedules s SET catching_up = false, \
+                    next_run_at = d.old_next + make_interval(secs => (s.period_seconds * \
+                        (floor(extract(epoch FROM (now() - d.old_next)) / s.period_seconds) + 1)) \
+                        ::float8) \
+                FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
+                RETURNING s.check_id, s.location, d.old_next, s.next_run_at, s.period_seconds), \
+             {MISSED_INSERT} \
+             SELECT sum(n)::bigint FROM ins"
+        ))
+        .bind(limit)
+        .bind("location_stale")
+        .bind("no request made: no worker is serving this location")
+        .bind(&now.stale)
+        .bind(now.unknown_stale)
+        .bind(&now.known)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(leases.unwrap_or(0) + slots.unwrap_or(0))
     }
 
     /// Records `tls_expiry` alerts, each only for a certificate (by check and
@@ -633,99 +813,189 @@ impl CheckStore {
         worker: &str,
         location: &str,
     ) -> Result<Vec<Uuid>> {
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let col = |f: &dyn Fn(&Finish) -> Option<String>| runs.iter().map(f).collect::<Vec<_>>();
-        let ids: Vec<Uuid> = runs.iter().map(|r| r.check_id).collect();
-        let tokens: Vec<Uuid> = runs.iter().map(|r| r.token).collect();
-        let statuses = col(&|r| Some(r.outcome.status.as_str().to_string()));
-        let run_at: Vec<DateTime<Utc>> = runs.iter().map(|r| r.outcome.started_at).collect();
-        let latency: Vec<i32> = runs.iter().map(|r| r.outcome.latency_ms as i32).collect();
-        let codes: Vec<Option<i32>> = runs
-            .iter()
-            .map(|r| r.outcome.status_code.map(i32::from))
-            .collect();
-        let errors = col(&|r| r.outcome.error.clone());
-        let fails: Vec<i32> = runs.iter().map(|r| r.state.consecutive_fails).collect();
-        let open: Vec<bool> = runs.iter().map(|r| r.state.incident_open).collect();
-        let degraded: Vec<i32> = runs.iter().map(|r| r.state.consecutive_degraded).collect();
-        let degraded_open: Vec<bool> = runs.iter().map(|r| r.state.degraded_open).collect();
-        let alert_ids: Vec<Option<Uuid>> = runs
-            .iter()
-            .map(|r| r.alert.as_ref().map(|a| a.id))
-            .collect();
-        let kinds = col(&|r| r.alert.as_ref().map(|a| a.kind.as_str().to_string()));
-        let payloads: Vec<Option<serde_json::Value>> = runs
-            .iter()
-            .map(|r| r.alert.as_ref().map(|a| a.payload.clone()))
-            .collect();
-        let hooks = col(&|r| r.alert.as_ref().and_then(|a| a.webhook_url.clone()));
-        let result_ids: Vec<Uuid> = runs.iter().map(|_| Uuid::new_v4()).collect();
-        let slots: Vec<i64> = runs.iter().map(|r| r.slot_ms).collect();
-        let reasons = col(&|r| r.outcome.failure_reason.map(|f| f.as_str().to_string()));
-        let attempts: Vec<i32> = runs.iter().map(|r| i32::from(r.outcome.attempts)).collect();
-        let details = col(&|r| serde_json::to_string(&r.outcome.details()).ok());
-        let written: Vec<(Uuid,)> = sqlx::query_as(
-            "WITH input AS ( \
-                SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], \
-                    $5::int[], $6::int[], $7::text[], $8::int[], $9::bool[], $10::uuid[], \
-                    $11::text[], $12::jsonb[], $13::text[], $14::uuid[], $15::bigint[], \
-                    $16::text[], $17::int[], $19::text[], $20::int[], $21::bool[]) \
-                AS t(id, token, status, run_at, latency, code, error, fails, open, alert_id, \
-                    alert_kind, payload, webhook_url, result_id, slot_ms, reason, attempts, \
-                    details, degraded, degraded_open)), \
-             upd AS ( \
-                UPDATE checks c SET last_status = i.status, last_run_at = i.run_at, \
-                    last_latency_ms = i.latency, last_status_code = i.code, last_error = i.error, \
-                    consecutive_fails = i.fails, incident_open = i.open, \
-                    consecutive_degraded = i.degraded, degraded_open = i.degraded_open, \
-                    lease_token = NULL, lease_slot = NULL, lease_expires_at = NULL \
-                FROM input i \
-                WHERE c.id = i.id AND c.lease_token = i.token AND c.deleted_at IS NULL \
-                RETURNING c.id), \
-             ins AS ( \
-                INSERT INTO alerts (id, check_id, kind, status, error, consecutive_fails, payload, \
-                    webhook_url, delivery_state) \
-                SELECT i.alert_id, i.id, i.alert_kind, i.status, i.error, i.fails, i.payload, \
-                    i.webhook_url, CASE WHEN i.webhook_url IS NULL THEN 'skipped' ELSE 'pending' END \
-                FROM input i JOIN upd ON upd.id = i.id WHERE i.alert_kind IS NOT NULL), \
-             res AS ( \
-                INSERT INTO run_result_batches (ids, check_ids, run_at, scheduled_at_ms, status, \
-                    failure_reason, latency_ms, status_code, error, worker, attempts, details, \
-                    location) \
-                SELECT array_agg(i.result_id), array_agg(i.id), array_agg(i.run_at), \
-                    array_agg(i.slot_ms), array_agg(i.status), array_agg(i.reason), \
-                    array_agg(i.latency), array_agg(COALESCE(i.code, 0)), array_agg(i.error), \
-                    array_agg($18::text), array_agg(i.attempts), array_agg(i.details), \
-                    array_agg($22::text) \
-                FROM input i JOIN upd ON upd.id = i.id HAVING count(*) > 0) \
-             SELECT id FROM upd",
-        )
-        .bind(ids)
-        .bind(tokens)
-        .bind(statuses)
-        .bind(run_at)
-        .bind(latency)
-        .bind(codes)
-        .bind(errors)
-        .bind(fails)
-        .bind(open)
-        .bind(alert_ids)
-        .bind(kinds)
-        .bind(payloads)
-        .bind(hooks)
-        .bind(result_ids)
-        .bind(slots)
-        .bind(reasons)
-        .bind(attempts)
-        .bind(worker)
-        .bind(details)
-        .bind(degraded)
-        .bind(degraded_open)
-        .bind(location)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(written.into_iter().map(|(id,)| id).collect())
+        let mut conn = self.pool.acquire().await?;
+        finish_in(&mut conn, runs, worker, location).await
     }
+
+    /// Like [`Self::finish_batch`], for runs whose incident depends on the
+    /// check's other locations (`quorum`: those checks): in one
+    /// transaction, locks those checks' rows (so their locations' finishes
+    /// decide one after another), reads their incident state and every
+    /// location's streak, lets `build` decide the runs' state and alerts
+    /// from them, and writes the batch.
+    pub async fn finish_batch_with(
+        &self,
+        quorum: &[Uuid],
+        worker: &str,
+        location: &str,
+        build: impl FnOnce(&QuorumSnapshot) -> Vec<Finish>,
+    ) -> Result<(Vec<Uuid>, Vec<Finish>)> {
+        if quorum.is_empty() {
+            let runs = build(&QuorumSnapshot::default());
+            let written = self.finish_batch(&runs, worker, location).await?;
+            return Ok((written, runs));
+        }
+        let mut tx = self.pool.begin().await?;
+        let checks: Vec<(Uuid, bool, bool)> = sqlx::query_as(
+            "SELECT id, incident_open, degraded_open FROM checks WHERE id = ANY($1) \
+             ORDER BY id FOR NO KEY UPDATE",
+        )
+        .bind(quorum)
+        .fetch_all(&mut *tx)
+        .await?;
+        let streaks: Vec<(Uuid, String, i32, i32, Option<String>)> = sqlx::query_as(
+            "SELECT check_id, location, consecutive_fails, consecutive_degraded, last_error \
+             FROM check_schedules WHERE check_id = ANY($1) AND active",
+        )
+        .bind(quorum)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut snapshot = QuorumSnapshot::default();
+        for (id, incident_open, degraded_open) in checks {
+            snapshot.incidents.insert(
+                id,
+                IncidentState {
+                    incident_open,
+                    degraded_open,
+                    ..Default::default()
+                },
+            );
+        }
+        for (id, location, fails, degraded, error) in streaks {
+            snapshot
+                .streaks
+                .entry(id)
+                .or_default()
+                .push(pulse_core::LocationStreak {
+                    location,
+                    consecutive_fails: fails,
+                    consecutive_degraded: degraded,
+                    last_error: error,
+                    live: true,
+                });
+        }
+        let runs = build(&snapshot);
+        let written = finish_in(&mut tx, &runs, worker, location).await?;
+        tx.commit().await?;
+        Ok((written, runs))
+    }
+}
+
+/// What [`CheckStore::finish_batch_with`] read of the checks in its quorum
+/// set, under their row locks.
+#[derive(Debug, Clone, Default)]
+pub struct QuorumSnapshot {
+    /// Each check's incident state (`incident_open`, `degraded_open`).
+    pub incidents: std::collections::HashMap<Uuid, IncidentState>,
+    /// Each check's active locations' streaks, as last written (`live` is
+    /// left true: the caller knows which locations are live).
+    pub streaks: std::collections::HashMap<Uuid, Vec<pulse_core::LocationStreak>>,
+}
+
+/// The finish statement of [`CheckStore::finish_batch`], on `conn`.
+async fn finish_in(
+    conn: &mut sqlx::PgConnection,
+    runs: &[Finish],
+    worker: &str,
+    location: &str,
+) -> Result<Vec<Uuid>> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let col = |f: &dyn Fn(&Finish) -> Option<String>| runs.iter().map(f).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = runs.iter().map(|r| r.check_id).collect();
+    let tokens: Vec<Uuid> = runs.iter().map(|r| r.token).collect();
+    let statuses = col(&|r| Some(r.outcome.status.as_str().to_string()));
+    let run_at: Vec<DateTime<Utc>> = runs.iter().map(|r| r.outcome.started_at).collect();
+    let latency: Vec<i32> = runs.iter().map(|r| r.outcome.latency_ms as i32).collect();
+    let codes: Vec<Option<i32>> = runs
+        .iter()
+        .map(|r| r.outcome.status_code.map(i32::from))
+        .collect();
+    let errors = col(&|r| r.outcome.error.clone());
+    let fails: Vec<i32> = runs.iter().map(|r| r.state.consecutive_fails).collect();
+    let open: Vec<bool> = runs.iter().map(|r| r.state.incident_open).collect();
+    let degraded: Vec<i32> = runs.iter().map(|r| r.state.consecutive_degraded).collect();
+    let degraded_open: Vec<bool> = runs.iter().map(|r| r.state.degraded_open).collect();
+    let alert_ids: Vec<Option<Uuid>> = runs
+        .iter()
+        .map(|r| r.alert.as_ref().map(|a| a.id))
+        .collect();
+    let kinds = col(&|r| r.alert.as_ref().map(|a| a.kind.as_str().to_string()));
+    let payloads: Vec<Option<serde_json::Value>> = runs
+        .iter()
+        .map(|r| r.alert.as_ref().map(|a| a.payload.clone()))
+        .collect();
+    let hooks = col(&|r| r.alert.as_ref().and_then(|a| a.webhook_url.clone()));
+    let result_ids: Vec<Uuid> = runs.iter().map(|_| Uuid::new_v4()).collect();
+    let slots: Vec<i64> = runs.iter().map(|r| r.slot_ms).collect();
+    let reasons = col(&|r| r.outcome.failure_reason.map(|f| f.as_str().to_string()));
+    let attempts: Vec<i32> = runs.iter().map(|r| i32::from(r.outcome.attempts)).collect();
+    let details = col(&|r| serde_json::to_string(&r.outcome.details()).ok());
+    let written: Vec<(Uuid,)> = sqlx::query_as(
+        "WITH input AS ( \
+            SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], \
+                $5::int[], $6::int[], $7::text[], $8::int[], $9::bool[], $10::uuid[], \
+                $11::text[], $12::jsonb[], $13::text[], $14::uuid[], $15::bigint[], \
+                $16::text[], $17::int[], $19::text[], $20::int[], $21::bool[]) \
+            AS t(id, token, status, run_at, latency, code, error, fails, open, alert_id, \
+                alert_kind, payload, webhook_url, result_id, slot_ms, reason, attempts, \
+                details, degraded, degraded_open)), \
+         upd AS ( \
+            UPDATE check_schedules s SET last_status = i.status, last_run_at = i.run_at, \
+                last_latency_ms = i.latency, last_status_code = i.code, last_error = i.error, \
+                consecutive_fails = i.fails, consecutive_degraded = i.degraded, \
+                lease_token = NULL, lease_slot = NULL, lease_expires_at = NULL \
+            FROM input i, checks c \
+            WHERE s.check_id = i.id AND s.location = $22 AND s.lease_token = i.token \
+              AND c.id = s.check_id AND c.deleted_at IS NULL \
+            RETURNING s.check_id AS id), \
+         incident AS ( \
+            UPDATE checks c SET incident_open = i.open, degraded_open = i.degraded_open \
+            FROM input i JOIN upd ON upd.id = i.id \
+            WHERE c.id = i.id \
+              AND (c.incident_open <> i.open OR c.degraded_open <> i.degraded_open)), \
+         ins AS ( \
+            INSERT INTO alerts (id, check_id, kind, status, error, consecutive_fails, payload, \
+                webhook_url, delivery_state) \
+            SELECT i.alert_id, i.id, i.alert_kind, i.status, i.error, i.fails, i.payload, \
+                i.webhook_url, CASE WHEN i.webhook_url IS NULL THEN 'skipped' ELSE 'pending' END \
+            FROM input i JOIN upd ON upd.id = i.id WHERE i.alert_kind IS NOT NULL), \
+         res AS ( \
+            INSERT INTO run_result_batches (ids, check_ids, run_at, scheduled_at_ms, status, \
+                failure_reason, latency_ms, status_code, error, worker, attempts, details, \
+                location) \
+            SELECT array_agg(i.result_id), array_agg(i.id), array_agg(i.run_at), \
+                array_agg(i.slot_ms), array_agg(i.status), array_agg(i.reason), \
+                array_agg(i.latency), array_agg(COALESCE(i.code, 0)), array_agg(i.error), \
+                array_agg($18::text), array_agg(i.attempts), array_agg(i.details), \
+                array_agg($22::text) \
+            FROM input i JOIN upd ON upd.id = i.id HAVING count(*) > 0) \
+         SELECT id FROM upd",
+    )
+    .bind(ids)
+    .bind(tokens)
+    .bind(statuses)
+    .bind(run_at)
+    .bind(latency)
+    .bind(codes)
+    .bind(errors)
+    .bind(fails)
+    .bind(open)
+    .bind(alert_ids)
+    .bind(kinds)
+    .bind(payloads)
+    .bind(hooks)
+    .bind(result_ids)
+    .bind(slots)
+    .bind(reasons)
+    .bind(attempts)
+    .bind(worker)
+    .bind(details)
+    .bind(degraded)
+    .bind(degraded_open)
+    .bind(location)
+    .fetch_all(conn)
+    .await?;
+    Ok(written.into_iter().map(|(id,)| id).collect())
 }

@@ -21,6 +21,7 @@ pub struct Stack {
     pub results: ResultsStore,
     stops: Vec<CancellationToken>,
     lease_margin_ms: i64,
+    stale_after: Duration,
 }
 
 impl Drop for Stack {
@@ -67,7 +68,18 @@ impl Stack {
     }
 
     pub async fn start_full(env: TestEnv, workers: usize, lease_margin_ms: i64) -> Stack {
+        Stack::start_stale_after(env, workers, lease_margin_ms, Duration::from_secs(10)).await
+    }
+
+    /// The same, with the scheduler's `LOCATION_STALE_MS`.
+    pub async fn start_stale_after(
+        env: TestEnv,
+        workers: usize,
+        lease_margin_ms: i64,
+        stale_after: Duration,
+    ) -> Stack {
         let mut stack = Stack {
+            stale_after,
             results: ResultsStore::new(&ClickHouseDsn::parse(&env.clickhouse_dsn).unwrap()),
             env,
             base: String::new(),
@@ -94,6 +106,7 @@ impl Stack {
         settings.scheduler_enabled = scheduler;
         settings.scheduler.poll = Duration::from_millis(100);
         settings.scheduler.lease_margin_ms = self.lease_margin_ms;
+        settings.scheduler.stale_after = self.stale_after;
         // Tests create checks in bulk; rate limits have tests of their own.
         settings.limits.per_key = 100_000;
         settings.limits.per_ip = 100_000;
@@ -168,6 +181,17 @@ impl Stack {
             .await
             .unwrap()
             .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
             .await
             .unwrap()
     }
