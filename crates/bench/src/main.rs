@@ -12,7 +12,12 @@
 //! Usage: bench [--checks M] [--interval S] [--duration D] [--warmup W]
 //!              [--workers K] [--concurrency C] [--timeout-ms T]
 //!              [--target-delay-ms X] [--poll-ms P] [--explain]
-//!              [--no-baseline] [--https] [--assertions] [--out DIR]
+//!              [--no-baseline] [--https] [--assertions] [--locations N]
+//!              [--out DIR]
+//!
+//! With `--locations N` every check runs in N locations (`loc-0`...), each
+//! served by its own workers (`--workers` in all, at least one per
+//! location): N runs per slot.
 
 mod procs;
 mod report;
@@ -40,7 +45,20 @@ pub struct Args {
     /// Every check asserts status, a JSONPath and the response time on a
     /// JSON body.
     pub assertions: bool,
+    /// Locations every check runs in (1: `default`).
+    pub locations: usize,
     pub out: PathBuf,
+}
+
+impl Args {
+    /// The locations' names.
+    pub fn location_names(&self) -> Vec<String> {
+        if self.locations <= 1 {
+            vec!["default".into()]
+        } else {
+            (0..self.locations).map(|i| format!("loc-{i}")).collect()
+        }
+    }
 }
 
 impl Args {
@@ -59,6 +77,7 @@ impl Args {
             baseline: true,
             https: false,
             assertions: false,
+            locations: 1,
             out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/results")),
         };
         while let Some(flag) = it.next() {
@@ -81,14 +100,15 @@ impl Args {
                 "--no-baseline" => a.baseline = false,
                 "--https" => a.https = true,
                 "--assertions" => a.assertions = true,
+                "--locations" => a.locations = value()?.parse()?,
                 other => anyhow::bail!(
                     "unknown flag {other}; see the doc comment of crates/bench/src/main.rs"
                 ),
             }
         }
         anyhow::ensure!(
-            a.checks > 0 && a.interval_s > 0 && a.duration_s > 0,
-            "checks, interval and duration must be positive"
+            a.checks > 0 && a.interval_s > 0 && a.duration_s > 0 && a.locations > 0,
+            "checks, interval, duration and locations must be positive"
         );
         Ok(a)
     }

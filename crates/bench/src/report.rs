@@ -10,8 +10,8 @@ pub fn markdown(args: &Args, o: &Outcome) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "## Pulse benchmark, {}\n\nMachine: {}. {} checks every {} s (target {:.0} runs/s), {} worker(s) x {} concurrency, {} s measured after {} s warm-up.\n",
-        o.started_at, o.machine, args.checks, args.interval_s, o.target_rate, args.workers, args.concurrency, args.duration_s, args.warmup_s
+        "## Pulse benchmark, {}\n\nMachine: {}. {} checks every {} s in {} location(s) (target {:.0} runs/s), {} worker(s) x {} concurrency, {} s measured after {} s warm-up.\n",
+        o.started_at, o.machine, args.checks, args.interval_s, args.locations, o.target_rate, args.workers.max(args.locations), args.concurrency, args.duration_s, args.warmup_s
     );
     let _ = writeln!(s, "| metric | value |\n|---|---|");
     let mut row = |k: &str, v: String| {

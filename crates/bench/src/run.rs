@@ -208,13 +208,14 @@ struct Row_ {
     run_at_ms: i64,
     scheduled_at_ms: i64,
     status: String,
+    location: String,
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let mut out = Outcome {
         started_at: chrono::Utc::now().to_rfc3339(),
         machine: machine(),
-        target_rate: args.checks as f64 / args.interval_s as f64,
+        target_rate: (args.checks * args.locations as u64) as f64 / args.interval_s as f64,
         ..Outcome::default()
     };
     let (server_bin, worker_bin) = (bin("server")?, bin("worker")?);
@@ -272,9 +273,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     };
     sqlx::query(
         "INSERT INTO checks (id, name, url, interval_seconds, timeout_ms, alert_threshold, \
-            next_run_at, tls_verify, assertions) \
+            next_run_at, tls_verify, assertions, locations) \
          SELECT gen_random_uuid(), 'bench-' || i, $1 || i, $2, $3, 3, \
-                to_timestamp(($4 + (i * $5 / $6)) / 1000.0), false, $7 \
+                to_timestamp(($4 + (i * $5 / $6)) / 1000.0), false, $7, $8 \
          FROM generate_series(0, $6 - 1) AS i",
     )
     .bind(target_base(args, target_port))
@@ -284,9 +285,20 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     .bind(interval_ms)
     .bind(args.checks as i64)
     .bind(assertions)
+    .bind(args.location_names())
+    .execute(&pool)
+    .await?;
+    // Each location's schedule: every slot in every location.
+    sqlx::query(
+        "INSERT INTO check_schedules (check_id, location, period_seconds, next_run_at) \
+         SELECT c.id, l, c.interval_seconds, c.next_run_at FROM checks c, unnest(c.locations) l",
+    )
     .execute(&pool)
     .await?;
     sqlx::query("ANALYZE checks").execute(&pool).await?;
+    sqlx::query("ANALYZE check_schedules")
+        .execute(&pool)
+        .await?;
     eprintln!(
         "bench: inserted {} checks in {:.1} s",
         args.checks,
@@ -306,8 +318,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     }
 
     // Workers.
+    // At least one per location, spread over them in turn.
     let mut workers = Vec::new();
-    for i in 0..args.workers {
+    let names = args.location_names();
+    for i in 0..args.workers.max(names.len()) {
         workers.push(spawn(
             &worker_bin,
             &env,
@@ -315,6 +329,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
                 ("WORKER_PORT", free_port()?.to_string()),
                 ("WORKER_ID", format!("bench-{i}")),
                 ("WORKER_CONCURRENCY", args.concurrency.to_string()),
+                ("LOCATION", names[i % names.len()].clone()),
             ],
         )?);
     }
@@ -377,18 +392,18 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     tokio::time::sleep(Duration::from_millis(args.poll_ms + 1500)).await;
     terminate(&mut server, Duration::from_secs(10)).await;
     let drain_deadline = Instant::now() + Duration::from_millis(args.timeout_ms + 15_000);
-    let queue_key = "pulse:queue";
-    let redis_url = env["REDIS_URL"].clone();
+    let queue = pulse_store::Queue::connect(&env["REDIS_URL"], "pulse").await?;
     while Instant::now() < drain_deadline {
-        let len = Command::new("redis-cli")
-            .args(["-u", &redis_url, "llen", queue_key])
-            .output()
-            .await?;
-        let in_flight: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM checks WHERE lease_token IS NOT NULL")
-                .fetch_one(&pool)
-                .await?;
-        if String::from_utf8_lossy(&len.stdout).trim() == "0" && in_flight == 0 {
+        let mut queued = 0;
+        for name in &names {
+            queued += queue.len(name).await?;
+        }
+        let in_flight: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM check_schedules WHERE lease_token IS NOT NULL",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if queued == 0 && in_flight == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -423,7 +438,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .with_database(&dsn.database)
         .with_validation(false);
     let rows: Vec<Row_> = ch
-        .query("SELECT check_id, run_at_ms, scheduled_at_ms, status FROM check_runs")
+        .query("SELECT check_id, run_at_ms, scheduled_at_ms, status, location FROM check_runs")
         .fetch_all()
         .await?;
     // Close its keep-alive connection now: ClickHouse waits for open
@@ -478,29 +493,33 @@ fn count(
     out.clickhouse_rows_total = rows.len() as u64;
     out.target_hits_total = hits.iter().sum();
     let mut lags = Vec::new();
-    let mut per_slot: HashMap<(uuid::Uuid, i64), u64> = HashMap::new();
-    let mut per_check: HashMap<uuid::Uuid, Vec<i64>> = HashMap::new();
+    let mut per_slot: HashMap<(uuid::Uuid, &str, i64), u64> = HashMap::new();
+    let mut per_check: HashMap<(uuid::Uuid, &str), Vec<i64>> = HashMap::new();
     for r in rows {
         if (t0..t1).contains(&r.run_at_ms) {
             out.runs_in_window += 1;
         }
         if (t0..t1).contains(&r.scheduled_at_ms) {
             lags.push(r.run_at_ms - r.scheduled_at_ms);
-            *per_slot.entry((r.check_id, r.scheduled_at_ms)).or_default() += 1;
+            *per_slot
+                .entry((r.check_id, r.location.as_str(), r.scheduled_at_ms))
+                .or_default() += 1;
             *out.statuses.entry(r.status.clone()).or_default() += 1;
         }
         per_check
-            .entry(r.check_id)
+            .entry((r.check_id, r.location.as_str()))
             .or_default()
             .push(r.scheduled_at_ms);
     }
     out.runs_per_sec = out.runs_in_window as f64 / args.duration_s as f64;
     out.lag_ms = percentiles(lags);
     out.duplicated_slots = per_slot.values().filter(|n| **n > 1).count() as u64;
-    // Expected slots due in the window: each check's slots are its first
-    // slot plus multiples of the interval.
+    // Expected slots due in the window: each (check, location)'s slots are
+    // its first slot plus multiples of the interval. The target counts a
+    // check's requests from every location together.
     let mut expected = 0u64;
-    for (id, slots) in &per_check {
+    let mut ran: HashMap<uuid::Uuid, (u64, u64)> = HashMap::new();
+    for ((id, _), slots) in &per_check {
         let first = *slots.iter().min().unwrap();
         let mut s = first;
         if s < t0 {
@@ -513,14 +532,19 @@ fn count(
         let distinct: std::collections::HashSet<&i64> = slots.iter().collect();
         let last = *slots.iter().max().unwrap();
         let span = ((last - first) / interval_ms + 1) as u64;
-        if let Some(n) = ids.get(id) {
+        let e = ran.entry(*id).or_default();
+        e.0 += distinct.len() as u64;
+        e.1 += span;
+    }
+    for (id, (distinct, span)) in ran {
+        if let Some(n) = ids.get(&id) {
             let h = hits.get(*n).copied().unwrap_or(0);
-            out.target_extra_executions += h.saturating_sub(distinct.len() as u64);
+            out.target_extra_executions += h.saturating_sub(distinct);
             out.target_missed += span.saturating_sub(h);
         }
     }
-    // Checks that never produced a row at all are missed too.
-    let never = ids.len().saturating_sub(per_check.len()) as u64;
+    // (Check, location)s that never produced a row at all are missed too.
+    let never = (ids.len() * args.locations).saturating_sub(per_check.len()) as u64;
     out.missed_slots = expected.saturating_sub(per_slot.len() as u64)
         + never * (args.duration_s / args.interval_s);
 }
@@ -547,6 +571,10 @@ async fn explain_claim(pool: &sqlx::PgPool, when: &str) -> anyhow::Result<String
         pulse_store::pg::checks::CLAIM_DUE_SQL
             .replace("$1", "1000")
             .replace("$2", "5000")
+            .replace(
+                "$3",
+                "(SELECT array_agg(DISTINCT location) FROM check_schedules)"
+            )
     );
     let plan: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&mut *tx).await?;
     tx.rollback().await?;

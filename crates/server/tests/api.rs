@@ -1178,3 +1178,71 @@ async fn tcp_and_dns_checks_are_created_and_their_fields_validated() {
         assert_eq!(err["field"], field, "{body}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_check_shows_each_of_its_locations_and_patch_moves_them() {
+    let app = TestApp::spawn().await;
+    let mut body = example();
+    body["locations"] = json!(["eu", "us"]);
+    body["alert_locations"] = json!("majority");
+    let (status, check) = app.post("/checks", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{check}");
+    assert_eq!(check["incident_open"], false);
+    assert_eq!(check["alert_locations"], "majority");
+    assert_eq!(check["location_strategy"], "all");
+    let names = |c: &Value| -> Vec<String> {
+        c["by_location"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                assert_eq!(l["last_status"], "unknown", "{l}");
+                l["location"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(names(&check), ["eu", "us"]);
+    let id = check["id"].as_str().unwrap();
+    let (status, patched) = app
+        .patch(
+            &format!("/checks/{id}"),
+            json!({"locations": ["us", "ap"], "alert_locations": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(names(&patched), ["us", "ap"]);
+    assert_eq!(patched["alert_locations"], 2);
+    // A number above the locations listed, a bad name, a bad filter.
+    let (status, err) = app
+        .patch(&format!("/checks/{id}"), json!({"alert_locations": 3}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["field"], "alert_locations");
+    let (status, err) = app
+        .patch(&format!("/checks/{id}"), json!({"locations": ["EU West"]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["field"], "locations");
+    let (status, err) = app.get(&format!("/checks/{id}/runs?location=a%20b")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["field"], "location");
+    let (status, runs) = app.get(&format!("/checks/{id}/runs?location=us")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(runs, json!([]));
+    // Locations named by checks are listed, stale with no worker.
+    let (status, locations) = app.get("/locations").await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<(&str, &str, i64)> = locations
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["location"].as_str().unwrap(),
+                l["status"].as_str().unwrap(),
+                l["checks"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("ap", "stale", 1), ("us", "stale", 1)]);
+}
