@@ -28,9 +28,9 @@ pub async fn run(
         poll_ms = settings.poll.as_millis() as u64,
         "scheduler started"
     );
-    let started = std::time::Instant::now();
+    let mut seen = Presence::new(std::time::Instant::now());
     loop {
-        match tick(&store, &queue, &settings, started.elapsed()).await {
+        match tick(&store, &queue, &settings, &mut seen).await {
             Ok(n) => {
                 metrics.jobs_scheduled.inc_by(n as u64);
             }
@@ -44,44 +44,85 @@ pub async fn run(
     tracing::info!("scheduler stopped");
 }
 
-/// Which locations are live, stale, or known, from the workers' presence:
-/// a location is stale when its last heartbeat is older than `stale_after`
-/// (one never seen, once this scheduler has run that long).
-pub fn locations_now(
-    presence: &pulse_store::queue::Presence,
-    stale_after: std::time::Duration,
-    up_for: std::time::Duration,
-) -> LocationsNow {
-    let live = presence.live();
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let mut known: Vec<String> = presence.seen.keys().cloned().collect();
-    known.sort();
-    let stale = known
-        .iter()
-        .filter(|l| !live.contains(l))
-        .filter(|l| now_ms - presence.seen[*l] > stale_after.as_millis() as i64)
-        .cloned()
-        .collect();
-    LocationsNow {
-        live,
-        stale,
-        known,
-        unknown_stale: up_for > stale_after,
+/// When this scheduler last saw each location live, beside what Redis
+/// remembers (`<prefix>:locations`), so that Redis restarting empty does
+/// not make every location look stale before its workers heartbeat again.
+#[derive(Debug, Clone)]
+pub struct Presence {
+    started: std::time::Instant,
+    last_live: std::collections::HashMap<String, std::time::Instant>,
+}
+
+impl Presence {
+    /// A scheduler that started at `started`.
+    pub fn new(started: std::time::Instant) -> Presence {
+        Presence {
+            started,
+            last_live: Default::default(),
+        }
+    }
+
+    /// Which locations are live, stale, or known now: a location is stale
+    /// when it has had no live worker for `stale_after` (by its last
+    /// heartbeat in Redis and by when this scheduler last saw it live); one
+    /// never seen is stale once this scheduler has run that long.
+    pub fn now(
+        &mut self,
+        workers: &pulse_store::queue::Presence,
+        stale_after: std::time::Duration,
+    ) -> LocationsNow {
+        let live = workers.live();
+        let at = std::time::Instant::now();
+        for l in &live {
+            self.last_live.insert(l.clone(), at);
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut known: Vec<String> = workers
+            .seen
+            .keys()
+            .chain(self.last_live.keys())
+            .cloned()
+            .collect();
+        known.sort();
+        known.dedup();
+        let stale = known
+            .iter()
+            .filter(|l| !live.contains(l))
+            .filter(|l| {
+                let beat_gone = workers
+                    .seen
+                    .get(*l)
+                    .is_none_or(|ms| now_ms - ms > stale_after.as_millis() as i64);
+                let seen_gone = self
+                    .last_live
+                    .get(*l)
+                    .is_none_or(|t| t.elapsed() > stale_after);
+                beat_gone && seen_gone
+            })
+            .cloned()
+            .collect();
+        LocationsNow {
+            live,
+            stale,
+            known,
+            unknown_stale: self.started.elapsed() > stale_after,
+        }
     }
 }
 
 /// One pass: re-queue expired leases, record stale locations' slots
-/// missed, then claim and queue everything due. `up_for` is how long this
-/// scheduler has run. Returns how many jobs were queued.
+/// missed, then claim and queue everything due. `seen` is what this
+/// scheduler knows of the locations from earlier passes. Returns how many
+/// jobs were queued.
 pub async fn tick(
     store: &CheckStore,
     queue: &Queue,
     settings: &SchedulerSettings,
-    up_for: std::time::Duration,
+    seen: &mut Presence,
 ) -> pulse_store::Result<usize> {
     let mut queued = 0;
     store.release_idle_leases().await?;
-    let now = locations_now(&queue.presence().await?, settings.stale_after, up_for);
+    let now = seen.now(&queue.presence().await?, settings.stale_after);
     // A lost worker's runs go back to its location's queue while the
     // location has another worker; otherwise they wait for their leases to
     // expire and are recorded missed with the location.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pulse_core::{CheckInput, Job};
-use pulse_server::scheduler::tick;
+use pulse_server::scheduler::{tick, Presence};
 use pulse_server::settings::SchedulerSettings;
 use pulse_store::{pg, CheckStore, Queue};
 use pulse_testkit::TestEnv;
@@ -56,9 +56,11 @@ async fn create_with(store: &CheckStore, extra: serde_json::Value) -> uuid::Uuid
     store.create(&spec).await.unwrap().id
 }
 
-/// How long the scheduler "has run" in these ticks: past the stale grace,
-/// so locations without a worker are stale at once.
-const UP: Duration = Duration::from_secs(3600);
+/// A scheduler that has run past the stale grace, so locations without a
+/// worker are stale at once.
+fn up() -> Presence {
+    Presence::new(std::time::Instant::now() - Duration::from_secs(3600))
+}
 
 /// A consumer in `location` with one heartbeat (alive for 3 s).
 async fn worker(f: &Fixture, id: &str, location: &str) -> pulse_store::Consumer {
@@ -77,10 +79,17 @@ async fn a_tick_queues_each_due_check_once() {
     let a = create(&f.store).await;
     let b = create(&f.store).await;
     let mut consumer = worker(&f, "w1", "default").await;
-    assert_eq!(tick(&f.store, &f.queue, &f.settings, UP).await.unwrap(), 2);
+    assert_eq!(
+        tick(&f.store, &f.queue, &f.settings, &mut up())
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(f.queue.len("default").await.unwrap(), 2);
     assert_eq!(
-        tick(&f.store, &f.queue, &f.settings, UP).await.unwrap(),
+        tick(&f.store, &f.queue, &f.settings, &mut up())
+            .await
+            .unwrap(),
         0,
         "leased"
     );
@@ -105,16 +114,26 @@ async fn a_tick_re_leases_the_runs_of_a_worker_whose_heartbeat_expired() {
     // A worker takes the job, heartbeats once, then dies; another one in
     // its location stays alive.
     let mut consumer = worker(&f, "doomed", "default").await;
-    tick(&f.store, &f.queue, &f.settings, UP).await.unwrap();
+    tick(&f.store, &f.queue, &f.settings, &mut up())
+        .await
+        .unwrap();
     let taken = consumer.take(1, Duration::from_millis(100)).await.unwrap();
     let old = Job::decode(&taken[0]).unwrap();
     let mut other = worker(&f, "w2", "default").await;
     // While it is alive, nothing is taken from it.
-    assert_eq!(tick(&f.store, &f.queue, &f.settings, UP).await.unwrap(), 0);
+    assert_eq!(
+        tick(&f.store, &f.queue, &f.settings, &mut up())
+            .await
+            .unwrap(),
+        0
+    );
     // Its heartbeat expires (TTL 3 s), well before the 60 s lease.
     pulse_testkit::wait_until(Duration::from_secs(10), "the run re-leased", || async {
         other.handle().heartbeat(0).await.unwrap();
-        tick(&f.store, &f.queue, &f.settings, UP).await.unwrap() == 1
+        tick(&f.store, &f.queue, &f.settings, &mut up())
+            .await
+            .unwrap()
+            == 1
     })
     .await;
     let again = Job::decode(&other.take(1, Duration::from_millis(100)).await.unwrap()[0]).unwrap();
@@ -162,7 +181,12 @@ async fn each_location_gets_its_slot_on_its_own_queue() {
     let id = create_with(&f.store, json!({"locations": ["eu", "us"]})).await;
     let mut eu = worker(&f, "w-eu", "eu").await;
     let mut us = worker(&f, "w-us", "us").await;
-    assert_eq!(tick(&f.store, &f.queue, &f.settings, UP).await.unwrap(), 2);
+    assert_eq!(
+        tick(&f.store, &f.queue, &f.settings, &mut up())
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(f.queue.len("eu").await.unwrap(), 1);
     assert_eq!(f.queue.len("us").await.unwrap(), 1);
     assert_eq!(f.queue.len("default").await.unwrap(), 0);
@@ -249,7 +273,12 @@ async fn round_robin_lays_the_slots_out_one_location_at_a_time() {
     let _a = worker(&f, "w-a", "a").await;
     let _b = worker(&f, "w-b", "b").await;
     let _c = worker(&f, "w-c", "c").await;
-    assert_eq!(tick(&f.store, &f.queue, &f.settings, UP).await.unwrap(), 1);
+    assert_eq!(
+        tick(&f.store, &f.queue, &f.settings, &mut up())
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(f.queue.len("a").await.unwrap(), 1);
     assert_eq!(f.queue.len("b").await.unwrap(), 0);
     // Each location's next slot is three intervals after its last.
@@ -264,8 +293,9 @@ async fn slots_of_a_location_without_a_worker_are_recorded_missed_after_the_grac
     let id = create_with(&f.store, json!({"locations": ["live", "gone"]})).await;
     let _live = worker(&f, "w-live", "live").await;
     // A scheduler that has just started waits for a first worker.
+    let mut fresh = Presence::new(std::time::Instant::now());
     assert_eq!(
-        tick(&f.store, &f.queue, &f.settings, Duration::ZERO)
+        tick(&f.store, &f.queue, &f.settings, &mut fresh)
             .await
             .unwrap(),
         1
@@ -273,7 +303,12 @@ async fn slots_of_a_location_without_a_worker_are_recorded_missed_after_the_grac
     let outbox = pulse_store::pg::outbox::ResultOutbox::new(f.store.pool().clone());
     assert_eq!(outbox.len().await.unwrap(), 0, "nothing missed yet");
     // Past the grace, the slot of the location nobody serves is missed.
-    assert_eq!(tick(&f.store, &f.queue, &f.settings, UP).await.unwrap(), 0);
+    assert_eq!(
+        tick(&f.store, &f.queue, &f.settings, &mut up())
+            .await
+            .unwrap(),
+        0
+    );
     let missed: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT s, r, l FROM run_result_batches, \
          unnest(status, failure_reason, location) AS t(s, r, l)",
@@ -295,4 +330,26 @@ async fn slots_of_a_location_without_a_worker_are_recorded_missed_after_the_grac
         0,
         "nothing queued there"
     );
+}
+
+#[tokio::test]
+async fn a_location_seen_live_is_not_stale_at_once_when_redis_forgets_it() {
+    let f = fixture().await;
+    let _w = worker(&f, "w-a", "a").await;
+    let mut seen = up();
+    let workers = f.queue.presence().await.unwrap();
+    let now = seen.now(&workers, Duration::from_secs(5));
+    assert_eq!(now.live, ["a"]);
+    // Redis restarted empty: no worker, no memory of the location.
+    let empty = pulse_store::queue::Presence::default();
+    let now = seen.now(&empty, Duration::from_secs(5));
+    assert!(now.live.is_empty());
+    assert!(now.stale.is_empty(), "within the grace: {now:?}");
+    assert_eq!(
+        now.known,
+        ["a"],
+        "still known, so not counted as never seen"
+    );
+    let now = seen.now(&empty, Duration::ZERO);
+    assert_eq!(now.stale, ["a"], "past the grace");
 }
