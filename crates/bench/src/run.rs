@@ -571,10 +571,7 @@ async fn explain_claim(pool: &sqlx::PgPool, when: &str) -> anyhow::Result<String
         pulse_store::pg::checks::CLAIM_DUE_SQL
             .replace("$1", "1000")
             .replace("$2", "5000")
-            .replace(
-                "$3",
-                "(SELECT array_agg(DISTINCT location) FROM check_schedules)"
-            )
+            .replace("$3", "ARRAY(SELECT DISTINCT location FROM check_schedules)")
     );
     let plan: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&mut *tx).await?;
     tx.rollback().await?;
