@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{NameServerConfig, Protocol, ResolverConfig, ResolverOpts};
 use hickory_resolver::error::ResolveErrorKind;
+use hickory_resolver::name_server::{GenericConnector, RuntimeProvider, TokioRuntimeProvider};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::TokioAsyncResolver;
 use pulse_core::check::RecordType;
 use pulse_core::run::Certificate;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -123,9 +123,7 @@ impl Engine {
                     )));
                 }
                 let mut c = ResolverConfig::new();
-                let mut server = NameServerConfig::new(addr, Protocol::Udp);
-                server.bind_addr = self.source.map(|ip| SocketAddr::new(ip, 0));
-                c.add_name_server(server);
+                c.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
                 c
             }
             None => hickory_resolver::system_conf::read_system_conf()
@@ -138,7 +136,14 @@ impl Engine {
         opts.timeout = timeout;
         opts.ndots = 0;
         opts.use_hosts_file = false;
-        let resolver = TokioAsyncResolver::tokio(config, opts);
+        let resolver = hickory_resolver::AsyncResolver::new(
+            config,
+            opts,
+            GenericConnector::new(FromSource {
+                tokio: TokioRuntimeProvider::default(),
+                source: self.source,
+            }),
+        );
         let kind = match kind {
             RecordType::A => hickory_resolver::proto::rr::RecordType::A,
             RecordType::Aaaa => hickory_resolver::proto::rr::RecordType::AAAA,
@@ -177,5 +182,49 @@ impl Engine {
             },
         };
         Ok(answer)
+    }
+}
+
+/// Tokio's sockets for the resolver, its UDP queries sent from the source
+/// address when one is set (hickory's own `bind_addr` is not used for UDP).
+#[derive(Clone)]
+struct FromSource {
+    tokio: TokioRuntimeProvider,
+    source: Option<std::net::IpAddr>,
+}
+
+type Tokio = TokioRuntimeProvider;
+
+impl RuntimeProvider for FromSource {
+    type Handle = <Tokio as RuntimeProvider>::Handle;
+    type Timer = <Tokio as RuntimeProvider>::Timer;
+    type Udp = <Tokio as RuntimeProvider>::Udp;
+    type Tcp = <Tokio as RuntimeProvider>::Tcp;
+
+    fn create_handle(&self) -> Self::Handle {
+        self.tokio.create_handle()
+    }
+
+    fn connect_tcp(
+        &self,
+        server_addr: SocketAddr,
+    ) -> std::pin::Pin<Box<dyn Send + std::future::Future<Output = std::io::Result<Self::Tcp>>>>
+    {
+        self.tokio.connect_tcp(server_addr)
+    }
+
+    fn bind_udp(
+        &self,
+        local_addr: SocketAddr,
+        server_addr: SocketAddr,
+    ) -> std::pin::Pin<Box<dyn Send + std::future::Future<Output = std::io::Result<Self::Udp>>>>
+    {
+        let local = match self.source {
+            Some(ip) if ip.is_ipv4() == server_addr.is_ipv4() => {
+                SocketAddr::new(ip, local_addr.port())
+            }
+            _ => local_addr,
+        };
+        self.tokio.bind_udp(local, server_addr)
     }
 }

@@ -271,3 +271,45 @@ async fn a_resolver_the_policy_refuses_is_not_asked() {
     .await;
     assert_eq!(out.failure_reason, Some(FailureReason::Blocked), "{out:?}");
 }
+
+#[tokio::test]
+async fn tcp_and_dns_checks_go_out_from_the_source_address() {
+    let source: std::net::IpAddr = "127.0.0.5".parse().unwrap();
+    let checker = Checker::new(1 << 20, TargetPolicy::Default, &ExtraRoots::default())
+        .unwrap()
+        .with_source(Some(source));
+    let headers = BTreeMap::new();
+    let probe = |kind| Probe {
+        method: "GET",
+        url: "",
+        headers: &headers,
+        body: None,
+        timeout: Duration::from_millis(500),
+        expect: Expectations {
+            expected_status: None,
+            body_contains: None,
+            assertions: &[],
+            degraded_ms: None,
+            max_response_ms: None,
+        },
+        verify_tls: false,
+        kind,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = tokio::spawn(async move { listener.accept().await.unwrap().1 });
+    let out = checker.run(&probe(tcp(port, None, None))).await;
+    assert_eq!(out.status, RunStatus::Success, "{out:?}");
+    assert_eq!(accepted.await.unwrap().ip(), source);
+    // A DNS query to an explicit resolver: the server sees the source.
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let resolver = socket.local_addr().unwrap().to_string();
+    let asked = tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        socket.recv_from(&mut buf).await.unwrap().1
+    });
+    let _ = checker
+        .run(&probe(dns("pulse.test", RecordType::A, &resolver)))
+        .await;
+    assert_eq!(asked.await.unwrap().ip(), source);
+}
