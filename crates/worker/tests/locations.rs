@@ -298,3 +298,95 @@ async fn round_robin_spreads_the_slots_evenly_in_turn() {
         assert_eq!(w[3].1, w[0].1, "a, b, c, a, ...: {by_slot:?}");
     }
 }
+
+#[tokio::test]
+async fn sigkills_in_two_locations_lose_and_double_no_run_in_either() {
+    const INTERVAL_MS: i64 = 2000;
+    let target = Target::start().await;
+    let stack = Stack::start_full(pulse_testkit::TestEnv::new().await, 0, 2000).await;
+    let mut checks = Vec::new();
+    for i in 0..4 {
+        let c = stack
+            .create(check(
+                &format!("k{i}"),
+                &target.url(&format!("/work/k{i}?ms=300")),
+                json!({"interval_seconds": 2, "timeout_ms": 800, "locations": ["a", "b"]}),
+            ))
+            .await;
+        checks.push(id(&c));
+    }
+    let grace = ("SHUTDOWN_GRACE_MS", "1000");
+    let worker = |location: &'static str| {
+        stack.spawn_worker_process_with(&[
+            ("LOCATION", location),
+            ("WORKER_SOURCE_ADDRESS", source(location)),
+            grace,
+        ])
+    };
+    // In each location a worker always runs: each is SIGKILLed shortly
+    // after its successor starts, so the kills land on runs in flight.
+    let mut current = [worker("a"), worker("b")];
+    for round in 0..8usize {
+        tokio::time::sleep(Duration::from_millis(700 + 150 * (round as u64 % 4))).await;
+        let at = round % 2;
+        let next = worker(["a", "b"][at]);
+        current[at].start_kill().unwrap();
+        current[at].wait().await.unwrap();
+        current[at] = next;
+    }
+    let caught_up_at = chrono::Utc::now().timestamp_millis() + 3000;
+    wait_until(
+        Duration::from_secs(30),
+        "both locations caught up",
+        || async {
+            for c in &checks {
+                let runs = stack.runs(c).await;
+                for l in ["a", "b"] {
+                    if !runs
+                        .iter()
+                        .any(|r| r.location == l && r.scheduled_at_ms >= caught_up_at)
+                    {
+                        return false;
+                    }
+                }
+            }
+            true
+        },
+    )
+    .await;
+    for c in &checks {
+        let runs = stack.runs(c).await;
+        for l in ["a", "b"] {
+            let mut slots: Vec<i64> = runs
+                .iter()
+                .filter(|r| r.location == l)
+                .map(|r| r.scheduled_at_ms)
+                .collect();
+            let n = slots.len();
+            slots.sort();
+            slots.dedup();
+            assert_eq!(slots.len(), n, "{c} in {l}: a slot recorded twice");
+            for w in slots.windows(2) {
+                assert_eq!(
+                    w[1] - w[0],
+                    INTERVAL_MS,
+                    "{c} in {l}: a slot lost: {slots:?}"
+                );
+            }
+            for r in runs
+                .iter()
+                .filter(|r| r.location == l && r.status == "missed")
+            {
+                assert_eq!(r.failure_reason.as_deref(), Some("worker_lost"), "{r:?}");
+            }
+        }
+        // Both locations ran the same slots.
+        let slots_in = |l: &str| -> std::collections::BTreeSet<i64> {
+            runs.iter()
+                .filter(|r| r.location == l && r.scheduled_at_ms < caught_up_at)
+                .map(|r| r.scheduled_at_ms)
+                .collect()
+        };
+        assert_eq!(slots_in("a").first(), slots_in("b").first(), "{c}");
+    }
+}
