@@ -17,6 +17,10 @@ pub enum AlertKind {
     Degraded,
     /// The server's certificate expires within `tls_expiry_days`.
     TlsExpiry,
+    /// The check's SLO error budget burns too fast (`slo_alerts`).
+    SloBurn,
+    /// The burn that raised an `slo_burn` alert ended.
+    SloRecovered,
 }
 
 impl AlertKind {
@@ -26,6 +30,8 @@ impl AlertKind {
             AlertKind::Recovery => "recovery",
             AlertKind::Degraded => "degraded",
             AlertKind::TlsExpiry => "tls_expiry",
+            AlertKind::SloBurn => "slo_burn",
+            AlertKind::SloRecovered => "slo_recovered",
         }
     }
 }
