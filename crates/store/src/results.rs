@@ -118,9 +118,9 @@ impl RunRow {
 
 #[derive(Clone)]
 pub struct ResultsStore {
-    client: Client,
-    server: Client,
-    database: String,
+    pub(crate) client: Client,
+    pub(crate) server: Client,
+    pub(crate) database: String,
 }
 
 impl ResultsStore {
@@ -159,7 +159,7 @@ impl ResultsStore {
                     .await?;
             }
         }
-        Ok(())
+        self.migrate_rollups().await
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -239,8 +239,17 @@ impl ResultsStore {
     /// partitions dropped (`yyyymmdd`). Safe to run from several workers at
     /// once: dropping a partition already gone does nothing.
     pub async fn drop_partitions_older_than(&self, days: u32) -> Result<Vec<u32>> {
+        self.drop_table_partitions_older_than(TABLE, days).await
+    }
+
+    /// Retention of one table partitioned by `toYYYYMMDD`.
+    pub(crate) async fn drop_table_partitions_older_than(
+        &self,
+        table: &str,
+        days: u32,
+    ) -> Result<Vec<u32>> {
         let partitions: Vec<String> =
-            sql::old_partitions(&self.server, &self.database, TABLE, days)
+            sql::old_partitions(&self.server, &self.database, table, days)
                 .fetch_all()
                 .await?;
         let mut dropped = Vec::new();
@@ -250,7 +259,7 @@ impl ResultsStore {
                 tracing::warn!(partition, "unexpected partition id, skipped");
                 continue;
             };
-            sql::drop_partition(&self.client, TABLE, day)
+            sql::drop_partition(&self.client, table, day)
                 .execute()
                 .await?;
             dropped.push(day);
@@ -394,6 +403,14 @@ mod sql {
     }
 }
 
+pub(crate) fn old_partitions_query(c: &Client, database: &str, table: &str, days: u32) -> Query {
+    sql::old_partitions(c, database, table, days)
+}
+
+pub(crate) fn drop_partition_query(c: &Client, table: &str, day: u32) -> Query {
+    sql::drop_partition(c, table, day)
+}
+
 /// One step of [`compatibility_scenario`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -460,6 +477,7 @@ pub fn compatibility_scenario(database: &str, rows: &[RunRow]) -> Vec<Step> {
             true,
         ));
     }
+    steps.extend(crate::reports::scenario_ddl(&c));
     steps.push(Step {
         name: "insert",
         sql: insert_values(rows),
@@ -505,6 +523,10 @@ pub fn compatibility_scenario(database: &str, rows: &[RunRow]) -> Vec<Step> {
             true,
         ),
     ]);
+    let newest = rows.iter().map(|r| r.run_at.timestamp()).max().unwrap_or(0);
+    steps.extend(crate::reports::scenario_queries(
+        &c, database, check, newest,
+    ));
     // Drop every day that has rows (as retention would after enough time),
     // twice, plus a day that never had any: all must be harmless.
     let mut days: Vec<u32> = rows
@@ -539,6 +561,7 @@ pub fn compatibility_scenario(database: &str, rows: &[RunRow]) -> Vec<Step> {
         step("since_after_drop", sql::since(&c, check, 0), true),
         step("existing_after_drop", sql::existing(&c, &pairs), true),
     ]);
+    steps.extend(crate::reports::scenario_generated(&c, newest));
     steps
 }
 
