@@ -113,7 +113,7 @@ impl IncidentStore {
         Ok(sqlx::query_as(
             "SELECT c.id, c.name, c.url, c.slo, c.webhook_url, b.rule AS open_rule \
              FROM checks c LEFT JOIN slo_breaches b ON b.check_id = c.id \
-             WHERE c.slo IS NOT NULL AND c.slo_alerts AND c.enabled AND c.deleted_at IS NULL \
+             WHERE c.slo IS NOT NULL AND c.slo_alerts AND c.deleted_at IS NULL \
              ORDER BY c.id",
         )
         .fetch_all(&mut **tx)
@@ -124,7 +124,7 @@ impl IncidentStore {
     pub async fn drop_stale_breaches(tx: &mut Transaction<'static, Postgres>) -> Result<u64> {
         let done = sqlx::query(
             "DELETE FROM slo_breaches b USING checks c WHERE c.id = b.check_id \
-             AND NOT (c.slo IS NOT NULL AND c.slo_alerts AND c.enabled AND c.deleted_at IS NULL)",
+             AND NOT (c.slo IS NOT NULL AND c.slo_alerts AND c.deleted_at IS NULL)",
         )
         .execute(&mut **tx)
         .await?;
@@ -169,5 +169,26 @@ impl IncidentStore {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// A live check as `GET /stats` lists it.
+#[derive(Debug, Clone, FromRow)]
+pub struct CheckSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub last_status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl IncidentStore {
+    /// Every live check, oldest first, for `GET /stats`.
+    pub async fn check_summaries(&self) -> Result<Vec<CheckSummary>> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, last_status, created_at FROM checks WHERE deleted_at IS NULL \
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 }
