@@ -13,9 +13,12 @@
 //!              [--workers K] [--concurrency C] [--timeout-ms T]
 //!              [--target-delay-ms X] [--poll-ms P] [--explain]
 //!              [--no-baseline] [--https] [--assertions] [--out DIR]
+//!
+//! `bench reports [...]` is the reports benchmark (crates/bench/src/reports.rs).
 
 mod procs;
 mod report;
+mod reports;
 mod run;
 mod target;
 
@@ -103,6 +106,10 @@ async fn main() -> anyhow::Result<()> {
         let delay = argv.next().and_then(|v| v.parse().ok()).unwrap_or(0);
         let https = argv.next().as_deref() == Some("https");
         return target::serve(checks, delay, https).await;
+    }
+    if argv.peek().map(String::as_str) == Some("reports") {
+        argv.next();
+        return reports::run(&reports::Args::parse(argv)?).await;
     }
     let args = Args::parse(argv)?;
     let result = run::run(&args).await?;
