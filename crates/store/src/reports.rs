@@ -261,17 +261,29 @@ impl ResultsStore {
         Ok(())
     }
 
-    /// Rollup retention: drops the rollups' daily partitions older than
-    /// `days` full days, as [`ResultsStore::drop_partitions_older_than`]
-    /// does for the raw runs. Returns the (table, day) pairs dropped.
+    /// Rollup retention: drops the rollups' monthly partitions (`yyyymm`)
+    /// whose every day is older than `days` full days before today (so up
+    /// to a month more is kept). Returns the (table, month) pairs dropped.
+    /// Safe to run from several workers at once.
     pub async fn drop_rollup_partitions_older_than(
         &self,
         days: u32,
     ) -> Result<Vec<(&'static str, u32)>> {
         let mut dropped = Vec::new();
         for table in [MINUTE_TABLE, HOUR_TABLE] {
-            for day in self.drop_table_partitions_older_than(table, days).await? {
-                dropped.push((table, day));
+            let partitions: Vec<String> =
+                sql::old_months(&self.server, &self.database, table, days)
+                    .fetch_all()
+                    .await?;
+            for partition in partitions {
+                let Ok(month) = partition.parse::<u32>() else {
+                    tracing::warn!(partition, "unexpected partition id, skipped");
+                    continue;
+                };
+                crate::results::drop_partition_query(&self.client, table, month)
+                    .execute()
+                    .await?;
+                dropped.push((table, month));
             }
         }
         Ok(dropped)
@@ -306,7 +318,8 @@ mod sql {
     pub(super) fn create_rollup(client: &Client, table: &str) -> Query {
         client.query(&format!(
             "CREATE TABLE IF NOT EXISTS {table} ({}) ENGINE = AggregatingMergeTree() \
-             PARTITION BY toYYYYMMDD(t) ORDER BY (check_id, location, t)",
+             PARTITION BY toYYYYMM(t) ORDER BY (check_id, location, t) \
+             SETTINGS index_granularity = 256",
             columns()
         ))
     }
@@ -340,6 +353,19 @@ mod sql {
         ))
     }
 
+    /// Active monthly partitions whose every day is before `today() - days`.
+    pub(super) fn old_months(server: &Client, database: &str, table: &str, days: u32) -> Query {
+        server
+            .query(
+                "SELECT DISTINCT partition FROM system.parts \
+                 WHERE database = ? AND table = ? AND active \
+                 AND toUInt32(partition) < toYYYYMM(today() - ?) ORDER BY partition",
+            )
+            .bind(database)
+            .bind(table)
+            .bind(days)
+    }
+
     pub(super) fn ddl(client: &Client) -> Vec<Query> {
         vec![
             create_rollup(client, MINUTE_TABLE),
@@ -349,17 +375,22 @@ mod sql {
         ]
     }
 
-    /// The `-Merge` select list, after the group key.
-    fn merged() -> String {
+    /// The `-Merge` select list, after the group key; without `phases`,
+    /// the phases' percentiles are empty (`GET /stats` needs none).
+    fn merged(phases: bool) -> String {
         let mut cols = Vec::new();
         for s in STATUSES {
             cols.push(format!("countIfMerge(n_{s}) AS {s}"));
         }
         for l in LATENCIES {
-            // Float32 on some servers: one type on all.
-            cols.push(format!(
-                "arrayMap(x -> toFloat64(x), quantilesTimingIfMerge({LEVELS})(q_{l})) AS {l}"
-            ));
+            if phases || l == "latency_ms" {
+                // Float32 on some servers: one type on all.
+                cols.push(format!(
+                    "arrayMap(x -> toFloat64(x), quantilesTimingIfMerge({LEVELS})(q_{l})) AS {l}"
+                ));
+            } else {
+                cols.push(format!("emptyArrayFloat64() AS {l}"));
+            }
         }
         cols.push("uniqExactIfMerge(minutes_made) AS minutes_made".into());
         cols.push("uniqExactIfMerge(minutes_down) AS minutes_down".into());
@@ -408,7 +439,7 @@ mod sql {
                     AND ((t >= ? AND t < ?) OR (t >= ? AND t < ?))) \
              GROUP BY key ORDER BY key",
             key = key(group),
-            merged = merged(),
+            merged = merged(group != Group::ByCheck),
         ));
         let q = bind_scope(q, scope).bind(h_from as u32).bind(h_to as u32);
         bind_scope(q, scope)
@@ -434,7 +465,7 @@ mod sql {
             "SELECT toString(intDiv(toUInt32(t), ?) * ?) AS key, {} FROM {table} \
              WHERE check_id = ? AND (? = 0 OR location = ?) AND t >= ? AND t < ? \
              GROUP BY key ORDER BY toUInt32(key)",
-            merged()
+            merged(true)
         ));
         q.bind(bucket as u32)
             .bind(bucket as u32)
@@ -651,12 +682,12 @@ pub(crate) fn scenario_queries(c: &Client, database: &str, check: Uuid, now: i64
         ),
         step(
             "rollup_old_partitions",
-            crate::results::old_partitions_query(c, database, MINUTE_TABLE, 1),
+            sql::old_months(c, database, MINUTE_TABLE, 1),
             true,
         ),
         step(
             "rollup_drop_partition",
-            crate::results::drop_partition_query(c, HOUR_TABLE, 19700102),
+            crate::results::drop_partition_query(c, HOUR_TABLE, 197001),
             false,
         ),
     ]

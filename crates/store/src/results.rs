@@ -239,17 +239,8 @@ impl ResultsStore {
     /// partitions dropped (`yyyymmdd`). Safe to run from several workers at
     /// once: dropping a partition already gone does nothing.
     pub async fn drop_partitions_older_than(&self, days: u32) -> Result<Vec<u32>> {
-        self.drop_table_partitions_older_than(TABLE, days).await
-    }
-
-    /// Retention of one table partitioned by `toYYYYMMDD`.
-    pub(crate) async fn drop_table_partitions_older_than(
-        &self,
-        table: &str,
-        days: u32,
-    ) -> Result<Vec<u32>> {
         let partitions: Vec<String> =
-            sql::old_partitions(&self.server, &self.database, table, days)
+            sql::old_partitions(&self.server, &self.database, TABLE, days)
                 .fetch_all()
                 .await?;
         let mut dropped = Vec::new();
@@ -259,7 +250,7 @@ impl ResultsStore {
                 tracing::warn!(partition, "unexpected partition id, skipped");
                 continue;
             };
-            sql::drop_partition(&self.client, table, day)
+            sql::drop_partition(&self.client, TABLE, day)
                 .execute()
                 .await?;
             dropped.push(day);
@@ -401,10 +392,6 @@ mod sql {
     pub(super) fn drop_partition(client: &Client, table: &str, day: u32) -> Query {
         client.query(&format!("ALTER TABLE {table} DROP PARTITION {day}"))
     }
-}
-
-pub(crate) fn old_partitions_query(c: &Client, database: &str, table: &str, days: u32) -> Query {
-    sql::old_partitions(c, database, table, days)
 }
 
 pub(crate) fn drop_partition_query(c: &Client, table: &str, day: u32) -> Query {

@@ -305,30 +305,37 @@ async fn burn_counts_match_the_raw_runs_of_each_window() {
 }
 
 #[tokio::test]
-async fn rollup_retention_drops_old_days_of_both_rollups() {
+async fn rollup_retention_drops_old_months_of_both_rollups() {
     let f = fixture().await;
-    // The generated runs are one and two days old: keeping 0 days drops
-    // them from both rollups, keeping 5 drops nothing.
+    // 100 runs of check 0, 100 days ago, beside the fixture's recent ones.
+    let old = Utc::now().timestamp() - 100 * 86_400;
+    f.store.generate_runs(1, 0, 100, old, 60, 1).await.unwrap();
+    let check = generated_check_id(0);
+    let figures = |from: i64, to: i64| {
+        let store = f.store.clone();
+        async move {
+            store
+                .aggregate(
+                    Scope::Check(check, None),
+                    Group::Overall,
+                    Range { from, to },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let old_range = (old - 60, old + 7200);
+    assert_eq!(figures(old_range.0, old_range.1).await[0].runs(), 100);
+    // Keeping 400 days drops nothing; keeping 30 drops the old month(s).
     assert!(f
         .store
-        .drop_rollup_partitions_older_than(5)
+        .drop_rollup_partitions_older_than(400)
         .await
         .unwrap()
         .is_empty());
-    let dropped = f.store.drop_rollup_partitions_older_than(0).await.unwrap();
+    let dropped = f.store.drop_rollup_partitions_older_than(30).await.unwrap();
     let tables: std::collections::BTreeSet<_> = dropped.iter().map(|d| d.0).collect();
     assert_eq!(tables, [HOUR_TABLE, MINUTE_TABLE].into_iter().collect());
-    let left = f
-        .store
-        .aggregate(
-            Scope::Check(generated_check_id(0), None),
-            Group::Overall,
-            Range {
-                from: f.from,
-                to: f.from + 2 * 86_400,
-            },
-        )
-        .await
-        .unwrap();
-    assert!(left.is_empty(), "{left:?} {dropped:?}");
+    assert!(figures(old_range.0, old_range.1).await.is_empty());
+    assert!(!figures(f.from, f.from + 86_400).await.is_empty());
 }
