@@ -482,7 +482,7 @@ async fn a_fast_burn_raises_one_slo_alert_and_its_end_one_recovery() {
         .await
         .unwrap();
     assert!(round.skipped);
-    drop(held);
+    held.rollback().await.unwrap();
     // Two hours on, the short windows are quiet: one recovery.
     let later = now + Duration::hours(2);
     let round = pulse_server::slo::evaluate_once(&store, results, later)

@@ -22,6 +22,8 @@ use crate::Result;
 
 pub const MINUTE_TABLE: &str = "check_runs_1m";
 pub const HOUR_TABLE: &str = "check_runs_1h";
+/// Every check's hours, ordered by time: what `GET /stats` reads.
+pub const CHECKS_TABLE: &str = "check_runs_1h_checks";
 
 /// Run statuses counted, in [`Aggregate`] field order.
 pub const STATUSES: [&str; 6] = ["success", "degraded", "fail", "timeout", "error", "missed"];
@@ -65,6 +67,8 @@ pub struct Aggregate {
     pub tls_ms: Vec<f64>,
     pub ttfb_ms: Vec<f64>,
     pub download_ms: Vec<f64>,
+    /// Minutes with a run made, and with a failed run (all locations): only
+    /// in [`ResultsStore::all_checks`] answers, 0 elsewhere.
     pub minutes_made: u64,
     pub minutes_down: u64,
 }
@@ -190,6 +194,16 @@ impl ResultsStore {
         Ok(rows.into_iter().filter(|a| a.runs() > 0).collect())
     }
 
+    /// Every check's figures over whole hours (`range` rounded out to
+    /// hours), with its minutes made and down; checks without runs are left
+    /// out.
+    pub async fn all_checks(&self, range: Range) -> Result<Vec<Aggregate>> {
+        let from = range.from.div_euclid(3600) * 3600;
+        let to = (range.to + 3599).div_euclid(3600) * 3600;
+        let rows: Vec<Aggregate> = sql::all_checks(&self.client, from, to).fetch_all().await?;
+        Ok(rows.into_iter().filter(|a| a.runs() > 0).collect())
+    }
+
     /// A check's figures per bucket of `bucket` seconds over `range` (both
     /// aligned to the bucket), only the buckets that have runs. Buckets of
     /// an hour or more are read from the hour table.
@@ -270,7 +284,7 @@ impl ResultsStore {
         days: u32,
     ) -> Result<Vec<(&'static str, u32)>> {
         let mut dropped = Vec::new();
-        for table in [MINUTE_TABLE, HOUR_TABLE] {
+        for table in [MINUTE_TABLE, HOUR_TABLE, CHECKS_TABLE] {
             let partitions: Vec<String> =
                 sql::old_months(&self.server, &self.database, table, days)
                     .fetch_all()
@@ -309,12 +323,89 @@ mod sql {
                 "q_{l} AggregateFunction(quantilesTimingIf({LEVELS}), UInt32, UInt8)"
             ));
         }
-        cols.push("minutes_made AggregateFunction(uniqExactIf, UInt32, UInt8)".into());
-        cols.push("minutes_down AggregateFunction(uniqExactIf, UInt32, UInt8)".into());
         cols.join(", ")
     }
 
-    /// The rollup table of `step`-second rows.
+    /// Every check's hours, by time: counts, the whole run's percentiles
+    /// and the sets of minutes with a run made and with a failed run
+    /// (`uniqUpTo(60)`: exact within an hour; queries add hours up).
+    pub(super) fn create_checks_rollup(client: &Client) -> Query {
+        let mut cols = vec!["t DateTime".to_string(), "check_id UUID".into()];
+        for s in STATUSES {
+            cols.push(format!("n_{s} AggregateFunction(countIf, UInt8)"));
+        }
+        cols.push(format!(
+            "q_latency_ms AggregateFunction(quantilesTimingIf({LEVELS}), UInt32, UInt8)"
+        ));
+        cols.push("minutes_made AggregateFunction(uniqUpToIf(60), UInt32, UInt8)".into());
+        cols.push("minutes_down AggregateFunction(uniqUpToIf(60), UInt32, UInt8)".into());
+        client.query(&format!(
+            "CREATE TABLE IF NOT EXISTS {CHECKS_TABLE} ({}) ENGINE = AggregatingMergeTree() \
+             PARTITION BY toYYYYMM(t) ORDER BY (t, check_id)",
+            cols.join(", ")
+        ))
+    }
+
+    pub(super) fn create_checks_view(client: &Client) -> Query {
+        let minute = "toUInt32(intDiv(toUInt32(run_at), 60) * 60)";
+        let mut cols = vec![
+            "toDateTime(intDiv(toUInt32(run_at), 3600) * 3600) AS t".to_string(),
+            "check_id".into(),
+        ];
+        for s in STATUSES {
+            cols.push(format!("countIfState(status = '{s}') AS n_{s}"));
+        }
+        cols.push(format!(
+            "quantilesTimingIfState({LEVELS})(latency_ms, {MADE}) AS q_latency_ms"
+        ));
+        cols.push(format!(
+            "uniqUpToIfState(60)({minute}, {MADE}) AS minutes_made"
+        ));
+        cols.push(format!(
+            "uniqUpToIfState(60)({minute}, {DOWN}) AS minutes_down"
+        ));
+        client.query(&format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {CHECKS_TABLE}_mv TO {CHECKS_TABLE} AS \
+             SELECT {} FROM {TABLE} GROUP BY t, check_id",
+            cols.join(", ")
+        ))
+    }
+
+    /// Every check's figures over whole hours `[from, to)`: each hour's
+    /// minute sets counted first (at most 60), then the hours added up.
+    pub(super) fn all_checks(client: &Client, from: i64, to: i64) -> Query {
+        let inner_counts = STATUSES
+            .iter()
+            .map(|s| format!("countIfMerge(n_{s}) AS {s}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let outer_counts = STATUSES
+            .iter()
+            .map(|s| format!("sum({s}) AS {s}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let phases = LATENCIES[1..]
+            .iter()
+            .map(|l| format!("emptyArrayFloat64() AS {l}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        client
+            .query(&format!(
+                "SELECT toString(check_id) AS key, {outer_counts}, \
+                    arrayMap(x -> toFloat64(x), quantilesTimingIfMerge({LEVELS})(q)) AS latency_ms, \
+                    {phases}, sum(made) AS minutes_made, sum(down) AS minutes_down \
+                 FROM (SELECT check_id, t, {inner_counts}, \
+                        quantilesTimingIfMergeState({LEVELS})(q_latency_ms) AS q, \
+                        uniqUpToIfMerge(60)(minutes_made) AS made, \
+                        uniqUpToIfMerge(60)(minutes_down) AS down \
+                     FROM {CHECKS_TABLE} WHERE t >= ? AND t < ? GROUP BY check_id, t) \
+                 GROUP BY key ORDER BY key"
+            ))
+            .bind(from as u32)
+            .bind(to as u32)
+    }
+
+    /// A rollup table (both have the same columns; rows are minutes or hours).
     pub(super) fn create_rollup(client: &Client, table: &str) -> Query {
         client.query(&format!(
             "CREATE TABLE IF NOT EXISTS {table} ({}) ENGINE = AggregatingMergeTree() \
@@ -326,7 +417,6 @@ mod sql {
 
     /// The view that feeds `table` with `step`-second rows from the raw runs.
     pub(super) fn create_view(client: &Client, table: &str, step: u32) -> Query {
-        let minute = "toUInt32(intDiv(toUInt32(run_at), 60) * 60)";
         let mut cols = vec![
             "check_id".to_string(),
             "location".into(),
@@ -340,12 +430,6 @@ mod sql {
                 "quantilesTimingIfState({LEVELS})({l}, {MADE}) AS q_{l}"
             ));
         }
-        cols.push(format!(
-            "uniqExactIfState({minute}, {MADE}) AS minutes_made"
-        ));
-        cols.push(format!(
-            "uniqExactIfState({minute}, {DOWN}) AS minutes_down"
-        ));
         client.query(&format!(
             "CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_mv TO {table} AS SELECT {} \
              FROM {TABLE} GROUP BY check_id, location, t",
@@ -372,6 +456,8 @@ mod sql {
             create_rollup(client, HOUR_TABLE),
             create_view(client, MINUTE_TABLE, 60),
             create_view(client, HOUR_TABLE, 3600),
+            create_checks_rollup(client),
+            create_checks_view(client),
         ]
     }
 
@@ -392,8 +478,7 @@ mod sql {
                 cols.push(format!("emptyArrayFloat64() AS {l}"));
             }
         }
-        cols.push("uniqExactIfMerge(minutes_made) AS minutes_made".into());
-        cols.push("uniqExactIfMerge(minutes_down) AS minutes_down".into());
+        cols.push("toUInt64(0) AS minutes_made, toUInt64(0) AS minutes_down".into());
         cols.join(", ")
     }
 
@@ -617,6 +702,8 @@ pub(crate) fn scenario_ddl(c: &Client) -> Vec<Step> {
         "create_hour_rollup",
         "create_minute_view",
         "create_hour_view",
+        "create_checks_rollup",
+        "create_checks_view",
     ];
     names
         .into_iter()
@@ -657,6 +744,11 @@ pub(crate) fn scenario_queries(c: &Client, database: &str, check: Uuid, now: i64
         step(
             "rollup_by_check",
             sql::aggregate(c, Scope::All, Group::ByCheck, week),
+            true,
+        ),
+        step(
+            "rollup_all_checks",
+            sql::all_checks(c, day.from.div_euclid(3600) * 3600, day.to),
             true,
         ),
         step(
@@ -715,6 +807,11 @@ pub(crate) fn scenario_generated(c: &Client, now: i64) -> Vec<Step> {
         step(
             "generated_by_check",
             sql::aggregate(c, Scope::All, Group::ByCheck, range),
+            true,
+        ),
+        step(
+            "generated_all_checks",
+            sql::all_checks(c, from, from + 86_400),
             true,
         ),
         step(

@@ -6,7 +6,9 @@
 
 use chrono::Utc;
 use clickhouse::{Client, Row};
-use pulse_store::reports::{generated_check_id, Group, Range, Scope, HOUR_TABLE, MINUTE_TABLE};
+use pulse_store::reports::{
+    generated_check_id, Group, Range, Scope, CHECKS_TABLE, HOUR_TABLE, MINUTE_TABLE,
+};
 use pulse_store::{ClickHouseDsn, ResultsStore};
 use pulse_testkit::TestEnv;
 use serde::Deserialize;
@@ -193,11 +195,7 @@ async fn every_check_s_figures_come_in_one_answer() {
         from: f.from + 3600,
         to: f.from + 86_400,
     };
-    let rows = f
-        .store
-        .aggregate(Scope::All, Group::ByCheck, range)
-        .await
-        .unwrap();
+    let rows = f.store.all_checks(range).await.unwrap();
     assert_eq!(rows.len(), CHECKS as usize);
     for i in 0..CHECKS {
         let id = generated_check_id(i);
@@ -335,7 +333,12 @@ async fn rollup_retention_drops_old_months_of_both_rollups() {
         .is_empty());
     let dropped = f.store.drop_rollup_partitions_older_than(30).await.unwrap();
     let tables: std::collections::BTreeSet<_> = dropped.iter().map(|d| d.0).collect();
-    assert_eq!(tables, [HOUR_TABLE, MINUTE_TABLE].into_iter().collect());
+    assert_eq!(
+        tables,
+        [HOUR_TABLE, MINUTE_TABLE, CHECKS_TABLE]
+            .into_iter()
+            .collect()
+    );
     assert!(figures(old_range.0, old_range.1).await.is_empty());
     assert!(!figures(f.from, f.from + 86_400).await.is_empty());
 }

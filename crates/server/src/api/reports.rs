@@ -512,12 +512,13 @@ async fn all_stats(
     q: Result<Query<AllStatsQuery>, QueryRejection>,
 ) -> Result<Json<AllStatsView>, ApiError> {
     let Query(q) = q?;
+    // Whole hours: read from the time-ordered hourly rollup.
     let range = range(
         q.window.as_deref(),
         q.from.as_deref(),
         q.to.as_deref(),
         Utc::now(),
-        60,
+        3600,
     )?;
     let store = IncidentStore::new(state.services.pool.clone());
     let (checks, rows) = tokio::try_join!(
@@ -526,7 +527,7 @@ async fn all_stats(
             state
                 .services
                 .results
-                .aggregate(Scope::All, Group::ByCheck, range)
+                .all_checks(range)
                 .await
                 .map_err(ApiError::from)
         },
