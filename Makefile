@@ -1,4 +1,4 @@
-.PHONY: build build-worker run run-worker test script-tests chdb-check dev bench soak lint fmt clean compose-check
+.PHONY: build build-worker run run-worker test script-tests chdb-check dev bench bench-reports soak lint fmt clean compose-check
 
 # Release binaries in target/release/.
 build:
@@ -29,6 +29,15 @@ BENCH_ARGS ?= --checks 12000 --interval 10 --duration 60 --warmup 10 --explain
 bench:
 	cargo build --release --bins
 	./target/release/bench $(BENCH_ARGS)
+
+# The reports benchmark (release build): generated runs loaded straight into
+# ClickHouse, then each report endpoint timed through the API; see
+# crates/bench/src/reports.rs for the flags, e.g.
+# make bench-reports REPORTS_ARGS="--runs 10000000".
+REPORTS_ARGS ?= --runs 100000000 --checks 10000 --days 30
+bench-reports:
+	cargo build --release --bins
+	./target/release/bench reports $(REPORTS_ARGS)
 
 # The worker-kill fault test, longer: 200 SIGKILLs (about 3 minutes).
 soak:

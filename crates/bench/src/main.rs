@@ -18,9 +18,12 @@
 //! With `--locations N` every check runs in N locations (`loc-0`...), each
 //! served by its own workers (`--workers` in all, at least one per
 //! location): N runs per slot.
+//!
+//! `bench reports [...]` is the reports benchmark (crates/bench/src/reports.rs).
 
 mod procs;
 mod report;
+mod reports;
 mod run;
 mod target;
 
@@ -123,6 +126,10 @@ async fn main() -> anyhow::Result<()> {
         let delay = argv.next().and_then(|v| v.parse().ok()).unwrap_or(0);
         let https = argv.next().as_deref() == Some("https");
         return target::serve(checks, delay, https).await;
+    }
+    if argv.peek().map(String::as_str) == Some("reports") {
+        argv.next();
+        return reports::run(&reports::Args::parse(argv)?).await;
     }
     let args = Args::parse(argv)?;
     let result = run::run(&args).await?;

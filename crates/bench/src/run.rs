@@ -66,9 +66,9 @@ pub struct Baseline {
     pub ratio: f64,
 }
 
-struct Services {
+pub(crate) struct Services {
     dir: PathBuf,
-    env: HashMap<String, String>,
+    pub(crate) env: HashMap<String, String>,
 }
 
 fn repo_root() -> PathBuf {
@@ -76,7 +76,7 @@ fn repo_root() -> PathBuf {
 }
 
 impl Services {
-    async fn start() -> anyhow::Result<Services> {
+    pub(crate) async fn start() -> anyhow::Result<Services> {
         let dir =
             std::env::temp_dir().join(format!("pulse-bench-{}", uuid::Uuid::new_v4().simple()));
         let script = repo_root().join("scripts/services.sh");
@@ -119,13 +119,13 @@ impl Drop for Services {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-fn bin(name: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn bin(name: &str) -> anyhow::Result<PathBuf> {
     let path = std::env::current_exe()?
         .parent()
         .map(|d| d.join(name))
@@ -139,7 +139,7 @@ fn bin(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn spawn(
+pub(crate) fn spawn(
     path: &Path,
     env: &HashMap<String, String>,
     extra: &[(&str, String)],
@@ -158,7 +158,7 @@ fn spawn(
     Ok(cmd.spawn()?)
 }
 
-async fn terminate(child: &mut Child, limit: Duration) {
+pub(crate) async fn terminate(child: &mut Child, limit: Duration) {
     if let Some(pid) = child.id() {
         let _ = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -170,7 +170,7 @@ async fn terminate(child: &mut Child, limit: Duration) {
     }
 }
 
-async fn wait_ready(url: &str) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(url: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(r) = reqwest::get(url).await {

@@ -17,6 +17,10 @@ pub enum AlertKind {
     Degraded,
     /// The server's certificate expires within `tls_expiry_days`.
     TlsExpiry,
+    /// The check's SLO error budget burns too fast (`slo_alerts`).
+    SloBurn,
+    /// The burn that raised an `slo_burn` alert ended.
+    SloRecovered,
 }
 
 impl AlertKind {
@@ -26,6 +30,8 @@ impl AlertKind {
             AlertKind::Recovery => "recovery",
             AlertKind::Degraded => "degraded",
             AlertKind::TlsExpiry => "tls_expiry",
+            AlertKind::SloBurn => "slo_burn",
+            AlertKind::SloRecovered => "slo_recovered",
         }
     }
 }
@@ -206,8 +212,9 @@ pub struct AlertPayload {
     pub consecutive_fails: i32,
     #[serde(serialize_with = "crate::time::ms")]
     pub timestamp: DateTime<Utc>,
-    /// The location of the run that raised it.
-    pub location: String,
+    /// The location of the run that raised it (`null` for alerts raised
+    /// over all locations, such as an SLO's).
+    pub location: Option<String>,
     /// The live locations failing (degraded, for a `degraded` alert), each
     /// with its last error; empty for a recovery.
     pub locations: Vec<AlertLocation>,

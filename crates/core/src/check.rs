@@ -174,6 +174,12 @@ pub struct CheckSpec {
     /// Shown on the public status page (`/status`).
     #[serde(default)]
     pub public: bool,
+    /// The check's service level objective, if it has one.
+    #[serde(default)]
+    pub slo: Option<crate::slo::Slo>,
+    /// Burn-rate alerts (`slo_burn`, `slo_recovered`) for `slo`.
+    #[serde(default)]
+    pub slo_alerts: bool,
 }
 
 fn default_locations() -> Vec<String> {
@@ -224,6 +230,8 @@ impl CheckSpec {
             location_strategy: LocationStrategy::All,
             alert_locations: Quorum::Any,
             public: false,
+            slo: None,
+            slo_alerts: false,
         }
     }
 }
@@ -319,6 +327,11 @@ pub struct CheckInput {
     pub alert_locations: Option<Option<serde_json::Value>>,
     #[serde(default, deserialize_with = "present")]
     pub public: Option<Option<bool>>,
+    /// `null` removes the objective.
+    #[serde(default, deserialize_with = "present")]
+    pub slo: Option<Option<crate::slo::Slo>>,
+    #[serde(default, deserialize_with = "present")]
+    pub slo_alerts: Option<Option<bool>>,
 }
 
 /// Every field [`CheckInput`] accepts (the API names an unknown one).
@@ -355,6 +368,8 @@ pub const INPUT_FIELDS: &[&str] = &[
     "location_strategy",
     "alert_locations",
     "public",
+    "slo",
+    "slo_alerts",
 ];
 
 /// Marks a field that was present in the JSON, even when it was `null`.
@@ -531,6 +546,12 @@ impl CheckInput {
         }
         if let Some(v) = not_null("public", self.public)? {
             spec.public = v;
+        }
+        if let Some(v) = self.slo {
+            spec.slo = v;
+        }
+        if let Some(v) = not_null("slo_alerts", self.slo_alerts)? {
+            spec.slo_alerts = v;
         }
         // A tcp or dns check's URL is derived from what it probes.
         match spec.check_type {
@@ -742,6 +763,12 @@ impl CheckSpec {
     /// Checks the rules that span the whole spec (ranges are checked as
     /// fields are read); URLs against the target `policy`.
     pub fn validate(&self, policy: TargetPolicy) -> Result<(), ValidationError> {
+        if let Some(slo) = &self.slo {
+            slo.validate()?;
+        }
+        if self.slo_alerts && self.slo.is_none() {
+            return Err(invalid("slo_alerts", "needs an slo"));
+        }
         no_nul("name", &self.name)?;
         no_nul("url", &self.url)?;
         no_nul("method", &self.method)?;
@@ -1195,5 +1222,39 @@ mod tests {
     fn unknown_fields_are_rejected() {
         let err = serde_json::from_value::<CheckInput>(json!({"expected_staus": 200})).unwrap_err();
         assert!(err.to_string().contains("expected_staus"));
+    }
+
+    #[test]
+    fn an_slo_is_validated_and_slo_alerts_need_one() {
+        let base = json!({"name": "n", "url": "http://127.0.0.1:1/"});
+        let with = |extra: serde_json::Value| {
+            let mut v = base.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            v
+        };
+        assert_eq!(create(base.clone()).unwrap().slo, None);
+        let spec = create(with(
+            json!({"slo": {"objective": 99.9}, "slo_alerts": true}),
+        ))
+        .unwrap();
+        assert_eq!(spec.slo.unwrap().window_days, 30);
+        assert!(spec.slo_alerts);
+        for (bad, field) in [
+            (json!({"slo": {"objective": 100}}), "slo.objective"),
+            (
+                json!({"slo": {"objective": 99, "window_days": 0}}),
+                "slo.window_days",
+            ),
+            (json!({"slo_alerts": true}), "slo_alerts"),
+            (json!({"slo_alerts": null}), "slo_alerts"),
+        ] {
+            assert_eq!(create(with(bad.clone())).unwrap_err().field, field, "{bad}");
+        }
+        // PATCH with `"slo": null` removes the objective.
+        let spec = create(with(json!({"slo": {"objective": 99.0}}))).unwrap();
+        let input: CheckInput = serde_json::from_value(json!({"slo": null})).unwrap();
+        assert_eq!(input.apply(spec, TargetPolicy::Default).unwrap().slo, None);
     }
 }

@@ -10,7 +10,9 @@ pub mod job;
 pub mod location;
 pub mod policy;
 pub mod redact;
+pub mod report;
 pub mod run;
+pub mod slo;
 pub mod time;
 pub mod webhook;
 

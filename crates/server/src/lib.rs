@@ -6,6 +6,7 @@ pub mod api;
 pub mod http;
 pub mod scheduler;
 pub mod settings;
+pub mod slo;
 
 use std::net::SocketAddr;
 
@@ -63,6 +64,15 @@ impl Application {
                 shutdown.clone(),
             ))
         });
+        // SLO alerts run where the scheduler runs (an advisory lock keeps
+        // several servers from alerting twice).
+        let slo = self.settings.scheduler_enabled.then(|| {
+            tokio::spawn(slo::run(
+                pulse_store::pg::incidents::IncidentStore::new(self.services.pool.clone()),
+                self.services.results.clone(),
+                shutdown.clone(),
+            ))
+        });
         let app = api::router(
             api::AppState::new(
                 &self.services,
@@ -75,6 +85,9 @@ impl Application {
         );
         http::serve(self.listener, app, self.settings.http, shutdown).await;
         if let Some(handle) = scheduler {
+            let _ = handle.await;
+        }
+        if let Some(handle) = slo {
             let _ = handle.await;
         }
         tracing::info!("server stopped");

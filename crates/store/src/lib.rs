@@ -5,6 +5,7 @@
 pub mod config;
 pub mod pg;
 pub mod queue;
+pub mod reports;
 pub mod results;
 
 pub use config::{ClickHouseDsn, Redacted};

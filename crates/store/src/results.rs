@@ -118,9 +118,9 @@ impl RunRow {
 
 #[derive(Clone)]
 pub struct ResultsStore {
-    client: Client,
-    server: Client,
-    database: String,
+    pub(crate) client: Client,
+    pub(crate) server: Client,
+    pub(crate) database: String,
 }
 
 impl ResultsStore {
@@ -159,7 +159,7 @@ impl ResultsStore {
                     .await?;
             }
         }
-        Ok(())
+        self.migrate_rollups().await
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -394,6 +394,10 @@ mod sql {
     }
 }
 
+pub(crate) fn drop_partition_query(c: &Client, table: &str, day: u32) -> Query {
+    sql::drop_partition(c, table, day)
+}
+
 /// One step of [`compatibility_scenario`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -460,6 +464,7 @@ pub fn compatibility_scenario(database: &str, rows: &[RunRow]) -> Vec<Step> {
             true,
         ));
     }
+    steps.extend(crate::reports::scenario_ddl(&c));
     steps.push(Step {
         name: "insert",
         sql: insert_values(rows),
@@ -505,6 +510,10 @@ pub fn compatibility_scenario(database: &str, rows: &[RunRow]) -> Vec<Step> {
             true,
         ),
     ]);
+    let newest = rows.iter().map(|r| r.run_at.timestamp()).max().unwrap_or(0);
+    steps.extend(crate::reports::scenario_queries(
+        &c, database, check, newest,
+    ));
     // Drop every day that has rows (as retention would after enough time),
     // twice, plus a day that never had any: all must be harmless.
     let mut days: Vec<u32> = rows
@@ -539,6 +548,7 @@ pub fn compatibility_scenario(database: &str, rows: &[RunRow]) -> Vec<Step> {
         step("since_after_drop", sql::since(&c, check, 0), true),
         step("existing_after_drop", sql::existing(&c, &pairs), true),
     ]);
+    steps.extend(crate::reports::scenario_generated(&c, newest));
     steps
 }
 

@@ -184,6 +184,12 @@ impl Worker {
                 retention::EVERY,
                 stop.clone(),
             )),
+            tokio::spawn(retention::run_rollups(
+                self.services.results.clone(),
+                s.rollup_retention_days,
+                retention::EVERY,
+                stop.clone(),
+            )),
         ];
         let overload = overload::Overload::new();
         let client = pulse_checker::guarded_client(s.target_policy, 3)

@@ -326,7 +326,7 @@ fn new_alert(
             job.check.consecutive_fails
         },
         timestamp: outcome.started_at,
-        location: job.location.clone(),
+        location: Some(job.location.clone()),
         locations,
     };
     NewAlert {

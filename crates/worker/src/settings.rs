@@ -59,6 +59,9 @@ pub struct Settings {
     /// `RESULTS_RETENTION_DAYS`, default 30: days of runs kept in
     /// ClickHouse (plus today); older days are dropped hourly. 0 keeps all.
     pub results_retention_days: u32,
+    /// `ROLLUP_RETENTION_DAYS`, default 400: days of the report rollups
+    /// (per minute and per hour) kept in ClickHouse. 0 keeps all.
+    pub rollup_retention_days: u32,
     /// `LOCATION`, default `default`: the location this worker serves (it
     /// takes that location's queue and its runs are recorded there).
     pub location: String,
@@ -99,6 +102,7 @@ impl Settings {
             },
             extra_ca: Default::default(),
             results_retention_days: 30,
+            rollup_retention_days: 400,
             location: pulse_core::location::DEFAULT_LOCATION.into(),
             source_address: None,
         }
@@ -167,6 +171,7 @@ impl Settings {
             webhook_secret,
             extra_ca,
             results_retention_days: a.results_retention_days,
+            rollup_retention_days: a.rollup_retention_days,
             services: d.services,
         })
     }
@@ -238,6 +243,10 @@ pub struct Cli {
     /// hourly. 0 keeps everything.
     #[arg(long, env = "RESULTS_RETENTION_DAYS", default_value_t = 30)]
     pub results_retention_days: u32,
+    /// Days of report rollups (per minute and per hour) kept in ClickHouse
+    /// (plus today); older days are dropped hourly. 0 keeps everything.
+    #[arg(long, env = "ROLLUP_RETENTION_DAYS", default_value_t = 400)]
+    pub rollup_retention_days: u32,
     /// Operator webhook for `overload` and `overload_resolved` alerts.
     #[arg(long, env = "SYSTEM_WEBHOOK_URL")]
     pub system_webhook_url: Option<String>,

@@ -62,3 +62,52 @@ async fn retention_task_drops_old_days_at_start_and_stops_when_cancelled() {
         .expect("retention stops when cancelled")
         .unwrap();
 }
+
+#[tokio::test]
+async fn rollup_retention_task_drops_old_days_of_the_rollups() {
+    let env = TestEnv::new().await;
+    let results = ResultsStore::new(&ClickHouseDsn::parse(&env.clickhouse_dsn).unwrap());
+    results.migrate().await.unwrap();
+    let check = Uuid::new_v4();
+    let success = |days_ago| RunRow {
+        status: "success".into(),
+        ..row(check, days_ago)
+    };
+    results.insert(&[success(500), success(0)]).await.unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(pulse_worker::retention::run_rollups(
+        results.clone(),
+        400,
+        pulse_worker::retention::EVERY,
+        stop.clone(),
+    ));
+    let all_time = pulse_store::reports::Range {
+        from: 0,
+        to: Utc::now().timestamp() + 3600,
+    };
+    let runs = || async {
+        results
+            .aggregate(
+                pulse_store::reports::Scope::Check(check, None),
+                pulse_store::reports::Group::Overall,
+                all_time,
+            )
+            .await
+            .unwrap()
+            .first()
+            .map_or(0, |a| a.runs())
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the 500-day-old rollups dropped",
+        || async { runs().await == 1 },
+    )
+    .await;
+    // The raw runs are not the rollup task's business.
+    assert_eq!(results.since(check, 0).await.unwrap().len(), 2);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(1), task)
+        .await
+        .expect("retention stops when cancelled")
+        .unwrap();
+}

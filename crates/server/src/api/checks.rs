@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/checks/{id}/alerts", get(alerts))
 }
 
-fn parse_id(raw: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
+pub(super) fn parse_id(raw: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
     let Path(raw) =
         raw.map_err(|r| ApiError::field(StatusCode::BAD_REQUEST, "id", r.body_text()))?;
     Uuid::parse_str(&raw).map_err(|_| {
@@ -129,7 +129,7 @@ fn is_last_status(s: &str) -> bool {
 }
 
 /// A `limit` query parameter: `default` when absent, else 1 to `max`.
-fn limit(raw: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+pub(super) fn limit(raw: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     let limit = raw.unwrap_or(default);
     if !(1..=max).contains(&limit) {
         return Err(bad_query("limit", format!("must be between 1 and {max}")));
@@ -138,14 +138,14 @@ fn limit(raw: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
 }
 
 /// A `cursor` query parameter, as [`encode_cursor`] wrote it.
-fn cursor(raw: Option<&str>) -> Result<Option<(i64, Uuid)>, ApiError> {
+pub(super) fn cursor(raw: Option<&str>) -> Result<Option<(i64, Uuid)>, ApiError> {
     raw.map(|raw| {
         decode_cursor(raw).ok_or_else(|| bad_query("cursor", "is not a cursor this API gave"))
     })
     .transpose()
 }
 
-fn bad_query(field: &str, message: impl Into<String>) -> ApiError {
+pub(super) fn bad_query(field: &str, message: impl Into<String>) -> ApiError {
     let message = message.into();
     ApiError::field(
         StatusCode::BAD_REQUEST,
@@ -154,7 +154,7 @@ fn bad_query(field: &str, message: impl Into<String>) -> ApiError {
     )
 }
 
-fn encode_cursor(ms_or_us: i64, id: Uuid) -> String {
+pub(super) fn encode_cursor(ms_or_us: i64, id: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{ms_or_us}:{id}"))
 }
 
@@ -312,7 +312,7 @@ struct RunsQuery {
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 1000;
 
-fn rfc3339(field: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+pub(super) fn rfc3339(field: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     raw.map(|s| {
         DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc).timestamp_millis())

@@ -6,6 +6,7 @@ mod error;
 mod health;
 pub mod locations;
 mod metrics;
+mod reports;
 mod views;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use pulse_store::{AlertStore, CheckStore};
 
 pub use auth::Limits;
 pub use error::ApiError;
+pub(crate) use reports::window_counts;
 
 /// Largest request body the API reads; larger ones get 413.
 pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
@@ -72,7 +74,9 @@ impl AppState {
 /// like `/checks`; otherwise it is open like `/health`.
 pub fn router(state: AppState, metrics_need_key: bool) -> Router {
     let key = axum::middleware::from_fn_with_state(state.clone(), auth::require_key);
-    let mut protected = checks::router().merge(locations::router());
+    let mut protected = checks::router()
+        .merge(locations::router())
+        .merge(reports::router());
     let mut open = health::router();
     if metrics_need_key {
         protected = protected.merge(metrics::router());

@@ -55,6 +55,8 @@ struct SpecRow {
     location_strategy: String,
     alert_locations: String,
     public: bool,
+    slo: Option<Json<pulse_core::slo::Slo>>,
+    slo_alerts: bool,
 }
 
 /// The columns of [`SpecRow`], in a statement's select list or RETURNING.
@@ -64,7 +66,7 @@ macro_rules! spec_columns {
          timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, assertions, \
          degraded_ms, max_response_ms, alert_on_degraded, tls_verify, tls_expiry_days, check_type, \
          host, port, tls, send, expect, record_type, resolver, locations, location_strategy, \
-         alert_locations, public"
+         alert_locations, public, slo, slo_alerts"
     };
 }
 
@@ -110,6 +112,8 @@ impl From<SpecRow> for CheckSpec {
                 .unwrap_or_default(),
             alert_locations: pulse_core::Quorum::decode(&r.alert_locations).unwrap_or_default(),
             public: r.public,
+            slo: r.slo.map(|s| s.0),
+            slo_alerts: r.slo_alerts,
         }
     }
 }
@@ -364,7 +368,7 @@ async fn sync_schedules(tx: &mut sqlx::PgConnection, id: Uuid, rephase: bool) ->
     Ok(())
 }
 
-/// Binds a spec's fields as parameters `$2` to `$33`, in column order.
+/// Binds a spec's fields as parameters `$2` to `$35`, in column order.
 fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
     query
         .bind(&spec.name)
@@ -403,6 +407,8 @@ fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
         .bind(spec.location_strategy.as_str())
         .bind(spec.alert_locations.encode())
         .bind(spec.public)
+        .bind(spec.slo.map(Json))
+        .bind(spec.slo_alerts)
 }
 
 fn check_type(s: &str) -> pulse_core::check::CheckType {
@@ -429,10 +435,11 @@ impl CheckStore {
              body_contains, interval_seconds, timeout_ms, alert_threshold, webhook_url, enabled, \
              webhook_secret, retries, assertions, degraded_ms, max_response_ms, alert_on_degraded, \
              tls_verify, tls_expiry_days, check_type, host, port, tls, send, expect, record_type, \
-             resolver, locations, location_strategy, alert_locations, public, next_run_at) \
+             resolver, locations, location_strategy, alert_locations, public, slo, slo_alerts, \
+             next_run_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
                  $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, \
-                 now())";
+                 $34, $35, now())";
         let id = Uuid::new_v4();
         let mut tx = self.pool.begin().await?;
         bind_spec(sqlx::query(sql).bind(id), spec)
@@ -543,7 +550,8 @@ impl CheckStore {
              alert_on_degraded = $19, tls_verify = $20, tls_expiry_days = $21, \
              check_type = $22, host = $23, port = $24, tls = $25, send = $26, expect = $27, \
              record_type = $28, resolver = $29, locations = $30, location_strategy = $31, \
-             alert_locations = $32, public = $33, updated_at = now(), version = version + 1 \
+             alert_locations = $32, public = $33, slo = $34, slo_alerts = $35, updated_at = now(), \
+             version = version + 1 \
              WHERE id = $1";
         bind_spec(sqlx::query(sql).bind(id), &spec)
             .execute(&mut *tx)

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod api_keys;
 pub mod checks;
+pub mod incidents;
 pub mod outbox;
 
 use std::time::Duration;
