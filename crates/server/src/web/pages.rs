@@ -1,0 +1,756 @@
+//! The read-only pages: the list of checks (`/`), a check's page
+//! (`/checks/:id`) and the public status page (`/status`). Each handler
+//! gathers its data from the stores and the report queries into a view,
+//! and the view's template renders it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use pulse_core::{Check, RunStatus};
+use pulse_store::pg::alerts::AlertRecord;
+use pulse_store::pg::checks::CheckFilter;
+use pulse_store::pg::overview::PublicCheck;
+use pulse_store::RunRow;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::reports::{CheckFigures, ListFigures, PublicFigures, PublicIncident, BUCKETS};
+use super::session::SignedIn;
+use super::svg::{self, Bucket};
+use super::{html, WebError, WebState};
+
+/// What every page's frame needs: who is signed in (nobody on public
+/// pages) and the CSRF token for the sign-out form.
+#[derive(Debug, Clone, Default)]
+pub struct Chrome {
+    pub user: Option<String>,
+    pub csrf: String,
+}
+
+impl Chrome {
+    pub fn public() -> Chrome {
+        Chrome::default()
+    }
+}
+
+/// A status mark: a class (colour and icon, from the stylesheet) and a
+/// word, so the state is never told by colour alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub class: &'static str,
+    pub word: &'static str,
+}
+
+impl Mark {
+    /// A check's mark from whether it runs and its last run.
+    pub fn of_check(enabled: bool, last: Option<RunStatus>) -> Mark {
+        if !enabled {
+            return Mark {
+                class: "paused",
+                word: "Paused",
+            };
+        }
+        match last {
+            None => Mark {
+                class: "pending",
+                word: "Pending",
+            },
+            Some(RunStatus::Success) => Mark {
+                class: "up",
+                word: "Up",
+            },
+            Some(RunStatus::Degraded) => Mark {
+                class: "deg",
+                word: "Degraded",
+            },
+            Some(_) => Mark {
+                class: "down",
+                word: "Down",
+            },
+        }
+    }
+
+    /// A run's mark: its own status as the word.
+    pub fn of_run(status: &str) -> Mark {
+        match RunStatus::parse(status) {
+            Some(RunStatus::Success) => Mark {
+                class: "up",
+                word: "Success",
+            },
+            Some(RunStatus::Degraded) => Mark {
+                class: "deg",
+                word: "Degraded",
+            },
+            Some(RunStatus::Fail) => Mark {
+                class: "down",
+                word: "Fail",
+            },
+            Some(RunStatus::Timeout) => Mark {
+                class: "down",
+                word: "Timeout",
+            },
+            Some(RunStatus::Error) => Mark {
+                class: "down",
+                word: "Error",
+            },
+            Some(RunStatus::Missed) => Mark {
+                class: "pending",
+                word: "Missed",
+            },
+            None => Mark {
+                class: "pending",
+                word: "Unknown",
+            },
+        }
+    }
+
+    /// Worse marks sort first on the list.
+    fn rank(self) -> u8 {
+        match self.class {
+            "down" => 0,
+            "deg" => 1,
+            "pending" => 2,
+            "up" => 3,
+            _ => 4,
+        }
+    }
+}
+
+/// "12 s ago", "3 min ago", "5 h ago", "2 d ago".
+pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let s = (now - t).num_seconds().max(0);
+    match s {
+        0..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=86_399 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn uptime_text(u: Option<f64>) -> String {
+    u.map_or_else(|| "no data".into(), svg::percent)
+}
+
+fn ms_text(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "no data".into(), |v| format!("{v:.0} ms"))
+}
+
+/// The target a check probes, as shown to signed-in users.
+fn target(check: &Check) -> String {
+    match check.spec.check_type {
+        pulse_core::check::CheckType::Http => format!("{} {}", check.spec.method, check.spec.url),
+        _ => check.spec.url.clone(),
+    }
+}
+
+// ---------------------------------------------------------------- list
+
+/// One row of the list.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: Uuid,
+    pub name: String,
+    pub mark: Mark,
+    pub last_run: String,
+    pub uptime: String,
+    pub p95: String,
+    pub bar: String,
+}
+
+impl Row {
+    pub fn new(check: &Check, figures: Option<&ListFigures>, now: DateTime<Utc>) -> Row {
+        let empty = ListFigures::default();
+        let f = figures.unwrap_or(&empty);
+        let buckets = if f.buckets.is_empty() {
+            vec![Bucket::Empty; BUCKETS]
+        } else {
+            f.buckets.clone()
+        };
+        Row {
+            id: check.id,
+            name: check.spec.name.clone(),
+            mark: Mark::of_check(check.spec.enabled, check.last_status),
+            last_run: check
+                .last_run_at
+                .map_or_else(|| "never".into(), |t| ago(t, now)),
+            uptime: uptime_text(f.uptime_24h),
+            p95: ms_text(f.p95_ms),
+            bar: svg::status_bar(&buckets),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "list.html")]
+pub struct ListPage {
+    pub chrome: Chrome,
+    pub q: String,
+    pub rows: Vec<Row>,
+    /// "12 checks: 10 up, 1 down, 1 paused".
+    pub summary: String,
+    pub banners: Vec<String>,
+    /// More checks than shown.
+    pub truncated: bool,
+}
+
+/// Most checks the list shows at once (search narrows it).
+pub const LIST_LIMIT: i64 = 1000;
+/// A scheduler this far behind gets a banner.
+const LAG_BANNER_MS: i64 = 30_000;
+
+impl ListPage {
+    pub fn new(
+        chrome: Chrome,
+        q: String,
+        checks: &[Check],
+        figures: &HashMap<Uuid, ListFigures>,
+        lag_ms: i64,
+        now: DateTime<Utc>,
+    ) -> ListPage {
+        let mut rows: Vec<Row> = checks
+            .iter()
+            .take(LIST_LIMIT as usize)
+            .map(|c| Row::new(c, figures.get(&c.id), now))
+            .collect();
+        rows.sort_by(|a, b| {
+            (a.mark.rank(), a.name.to_lowercase()).cmp(&(b.mark.rank(), b.name.to_lowercase()))
+        });
+        let mut counts: BTreeMap<u8, (&str, usize)> = BTreeMap::new();
+        for r in &rows {
+            counts.entry(r.mark.rank()).or_insert((r.mark.word, 0)).1 += 1;
+        }
+        let parts: Vec<String> = counts
+            .values()
+            .map(|(w, n)| format!("{n} {}", w.to_lowercase()))
+            .collect();
+        let summary = match rows.len() {
+            0 => "No checks.".to_string(),
+            1 => format!("1 check: {}", parts.join(", ")),
+            n => format!("{n} checks: {}", parts.join(", ")),
+        };
+        let mut banners = Vec::new();
+        if lag_ms >= LAG_BANNER_MS {
+            banners.push(format!(
+                "The scheduler is behind: a due check has waited {} s to be queued.",
+                lag_ms / 1000
+            ));
+        }
+        ListPage {
+            chrome,
+            q,
+            truncated: checks.len() as i64 > LIST_LIMIT,
+            rows,
+            summary,
+            banners,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<WebState>,
+    signed_in: SignedIn,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    let q = query
+        .q
+        .map(|q| q.trim().replace('\0', ""))
+        .filter(|q| !q.is_empty());
+    let checks = state
+        .app
+        .checks
+        .page(&CheckFilter {
+            name_contains: q.clone(),
+            limit: LIST_LIMIT + 1,
+            ..Default::default()
+        })
+        .await?;
+    let ids: Vec<Uuid> = checks.iter().map(|c| c.id).collect();
+    let (figures, lag) = tokio::join!(state.reports.list(&ids), state.overview.scheduler_lag_ms());
+    let page = ListPage::new(
+        signed_in.chrome(),
+        q.unwrap_or_default(),
+        &checks,
+        &figures?,
+        lag?,
+        Utc::now(),
+    );
+    html(&page)
+}
+
+// ---------------------------------------------------------------- check
+
+/// A failed assertion of a run: what was expected and what was seen.
+#[derive(Debug, Clone)]
+pub struct FailedAssertion {
+    pub expected: String,
+    pub actual: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunLine {
+    pub at: String,
+    pub ago: String,
+    pub location: String,
+    pub mark: Mark,
+    pub latency: String,
+    pub code: String,
+    pub error: Option<String>,
+    pub failed: Vec<FailedAssertion>,
+    pub excerpt: Option<String>,
+    pub attempts: u8,
+}
+
+impl RunLine {
+    pub fn new(run: &RunRow, check: &Check, now: DateTime<Utc>) -> RunLine {
+        let at = DateTime::from_timestamp_millis(run.run_at_ms).unwrap_or_default();
+        let details = run.details();
+        let failed = details
+            .assertions
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| FailedAssertion {
+                expected: check
+                    .spec
+                    .assertions
+                    .get(r.index)
+                    .map_or_else(|| format!("assertion {}", r.index + 1), |a| a.describe()),
+                actual: r.actual.clone().unwrap_or_else(|| "nothing".into()),
+            })
+            .collect();
+        RunLine {
+            at: when(at),
+            ago: ago(at, now),
+            location: run.location.clone(),
+            mark: Mark::of_run(&run.status),
+            latency: format!("{} ms", run.latency_ms),
+            code: if run.status_code == 0 {
+                "none".into()
+            } else {
+                run.status_code.to_string()
+            },
+            error: run.error.clone(),
+            failed,
+            excerpt: details.excerpt,
+            attempts: run.attempts,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryLine {
+    pub attempt: String,
+    pub at: String,
+    pub code: String,
+    pub error: String,
+    pub duration: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertLine {
+    pub kind: String,
+    pub status: String,
+    pub at: String,
+    pub delivery: String,
+    pub attempts: i32,
+    pub last_code: String,
+    pub last_error: Option<String>,
+    pub deliveries: Vec<DeliveryLine>,
+}
+
+impl AlertLine {
+    pub fn new(a: &AlertRecord) -> AlertLine {
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => "none".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let deliveries = a
+            .deliveries
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|d| DeliveryLine {
+                        attempt: text(&d["attempt"]),
+                        at: text(&d["attempted_at"]),
+                        code: text(&d["response_code"]),
+                        error: text(&d["error"]),
+                        duration: format!("{} ms", text(&d["duration_ms"])),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        AlertLine {
+            kind: a.kind.as_str().to_string(),
+            status: a.status.clone(),
+            at: when(a.created_at),
+            delivery: serde_json::to_value(a.delivery_state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            attempts: a.attempts,
+            last_code: a
+                .last_response_code
+                .map_or_else(|| "none".into(), |c| c.to_string()),
+            last_error: a.last_error.clone(),
+            deliveries,
+        }
+    }
+}
+
+/// The latest run in each of a check's locations.
+#[derive(Debug, Clone)]
+pub struct LocationLine {
+    pub name: String,
+    pub mark: Mark,
+    pub last_run: String,
+    pub latency: String,
+}
+
+/// Each of the check's locations (and any other its recent runs came
+/// from) with its newest run among `runs` (newest first).
+pub fn locations(check: &Check, runs: &[RunRow], now: DateTime<Utc>) -> Vec<LocationLine> {
+    let mut names: Vec<String> = check.spec.locations.clone();
+    for r in runs {
+        if !names.contains(&r.location) {
+            names.push(r.location.clone());
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| match runs.iter().find(|r| r.location == name) {
+            Some(r) => LocationLine {
+                mark: Mark::of_run(&r.status),
+                last_run: ago(
+                    DateTime::from_timestamp_millis(r.run_at_ms).unwrap_or_default(),
+                    now,
+                ),
+                latency: format!("{} ms", r.latency_ms),
+                name,
+            },
+            None => LocationLine {
+                name,
+                mark: Mark {
+                    class: "pending",
+                    word: "No runs",
+                },
+                last_run: "never".into(),
+                latency: "no data".into(),
+            },
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct CertLine {
+    pub days_left: i64,
+    pub not_after: String,
+    pub subject: String,
+    pub issuer: String,
+    /// Within the check's `tls_expiry_days`, or expired.
+    pub warn: bool,
+}
+
+#[derive(Template)]
+#[template(path = "check.html")]
+pub struct CheckPage {
+    pub chrome: Chrome,
+    pub id: Uuid,
+    pub name: String,
+    pub enabled: bool,
+    pub public: bool,
+    pub mark: Mark,
+    pub target: String,
+    pub last_error: Option<String>,
+    pub last_run: String,
+    pub uptime: Vec<(&'static str, String)>,
+    pub latency_svg: String,
+    pub has_latency: bool,
+    pub slo: Option<String>,
+    pub timeline_svg: String,
+    pub incident_count: usize,
+    pub cert: Option<CertLine>,
+    pub locations: Vec<LocationLine>,
+    pub runs: Vec<RunLine>,
+    pub alerts: Vec<AlertLine>,
+    pub settings: Vec<(&'static str, String)>,
+    pub assertions: Vec<String>,
+}
+
+/// Runs shown on a check's page (more are read to find each location's
+/// latest).
+const RUNS_SHOWN: usize = 20;
+
+impl CheckPage {
+    pub fn new(
+        chrome: Chrome,
+        check: &Check,
+        runs: &[RunRow],
+        alerts: &[AlertRecord],
+        figures: &CheckFigures,
+        now: DateTime<Utc>,
+    ) -> CheckPage {
+        let s = &check.spec;
+        let cert = runs
+            .iter()
+            .find_map(|r| r.details().certificate)
+            .map(|c| CertLine {
+                days_left: c.days_left,
+                not_after: when(c.not_after),
+                subject: c.subject,
+                issuer: c.issuer,
+                warn: c.days_left < i64::from(s.tls_expiry_days.max(0)) || c.days_left < 0,
+            });
+        let mut settings = vec![
+            ("Type", s.check_type.as_str().to_string()),
+            ("Every", format!("{} s", s.interval_seconds)),
+            ("Timeout", format!("{} ms", s.timeout_ms)),
+            ("Retries", s.retries.to_string()),
+            ("Alert after", format!("{} failed runs", s.alert_threshold)),
+            ("Locations", s.locations.join(", ")),
+        ];
+        if s.check_type == pulse_core::check::CheckType::Http {
+            settings.insert(1, ("Expected status", s.expected_status.to_string()));
+        }
+        if let Some(d) = s.degraded_ms {
+            settings.push(("Degraded over", format!("{d} ms")));
+        }
+        if let Some(m) = s.max_response_ms {
+            settings.push(("Fails over", format!("{m} ms")));
+        }
+        settings.push((
+            "Webhook",
+            if s.webhook_url.is_some() {
+                "set"
+            } else {
+                "none"
+            }
+            .into(),
+        ));
+        let slo = figures.slo.as_ref().map(|b| {
+            format!(
+                "{} of the error budget left: {} uptime over {} days against a {} objective",
+                svg::percent(b.remaining.max(0.0)),
+                svg::percent(b.uptime),
+                b.window_days,
+                svg::percent(b.target)
+            )
+        });
+        CheckPage {
+            chrome,
+            id: check.id,
+            name: s.name.clone(),
+            enabled: s.enabled,
+            public: s.public,
+            mark: Mark::of_check(s.enabled, check.last_status),
+            target: target(check),
+            last_error: check.last_error.clone(),
+            last_run: check.last_run_at.map_or_else(
+                || "never".into(),
+                |t| format!("{} ({})", ago(t, now), when(t)),
+            ),
+            uptime: figures
+                .uptime
+                .iter()
+                .map(|(label, u)| (*label, uptime_text(*u)))
+                .collect(),
+            latency_svg: svg::latency_chart(&figures.latency),
+            has_latency: !figures.latency.is_empty(),
+            slo,
+            timeline_svg: svg::timeline(&figures.incidents, figures.window.0, figures.window.1),
+            incident_count: figures.incidents.len(),
+            cert,
+            locations: locations(check, runs, now),
+            runs: runs
+                .iter()
+                .take(RUNS_SHOWN)
+                .map(|r| RunLine::new(r, check, now))
+                .collect(),
+            alerts: alerts.iter().map(AlertLine::new).collect(),
+            settings,
+            assertions: s.assertions.iter().map(|a| a.describe()).collect(),
+        }
+    }
+}
+
+pub async fn check(
+    State(state): State<WebState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let id = Uuid::parse_str(&id).map_err(|_| WebError::NotFound)?;
+    let check = state.app.checks.get(id).await?;
+    let (runs, alerts, figures) = tokio::join!(
+        state.app.services.results.latest(id, 100),
+        state.app.alerts.for_check(id, 20),
+        state.reports.check(id),
+    );
+    let page = CheckPage::new(
+        signed_in.chrome(),
+        &check,
+        &runs?,
+        &alerts?,
+        &figures?,
+        Utc::now(),
+    );
+    html(&page)
+}
+
+// ---------------------------------------------------------------- status
+
+/// A public check's line: its name, mark and days. Built from
+/// [`PublicCheck`], which holds no URL, header or error.
+#[derive(Debug, Clone)]
+pub struct PublicLine {
+    pub name: String,
+    pub mark: Mark,
+    pub bars: String,
+    pub uptime: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncidentLine {
+    pub check: String,
+    pub started: String,
+    pub ended: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "status.html")]
+pub struct StatusPage {
+    pub chrome: Chrome,
+    pub overall: Mark,
+    pub headline: String,
+    pub checks: Vec<PublicLine>,
+    pub open: Vec<IncidentLine>,
+    pub recent: Vec<IncidentLine>,
+    pub updated: String,
+}
+
+impl StatusPage {
+    pub fn new(
+        checks: &[PublicCheck],
+        figures: &HashMap<Uuid, PublicFigures>,
+        incidents: &[PublicIncident],
+        now: DateTime<Utc>,
+    ) -> StatusPage {
+        let lines: Vec<PublicLine> = checks
+            .iter()
+            .map(|c| {
+                let f = figures.get(&c.id).cloned().unwrap_or_default();
+                let days = if f.days.is_empty() {
+                    let today = now.date_naive();
+                    (0..BUCKETS as i64)
+                        .rev()
+                        .map(|back| svg::DayUptime {
+                            day: today - chrono::Duration::days(back),
+                            uptime: None,
+                        })
+                        .collect()
+                } else {
+                    f.days
+                };
+                PublicLine {
+                    name: c.name.clone(),
+                    mark: Mark::of_check(c.enabled, RunStatus::parse(&c.last_status)),
+                    bars: svg::daily_bars(&days),
+                    uptime: uptime_text(f.uptime_90d),
+                }
+            })
+            .collect();
+        let down = lines.iter().filter(|l| l.mark.class == "down").count();
+        let degraded = lines.iter().filter(|l| l.mark.class == "deg").count();
+        let (overall, headline) = if lines.is_empty() {
+            (
+                Mark {
+                    class: "pending",
+                    word: "No data",
+                },
+                "No public checks yet.".to_string(),
+            )
+        } else if down > 0 {
+            (
+                Mark {
+                    class: "down",
+                    word: "Outage",
+                },
+                format!("{down} of {} services down", lines.len()),
+            )
+        } else if degraded > 0 {
+            (
+                Mark {
+                    class: "deg",
+                    word: "Degraded",
+                },
+                format!("{degraded} of {} services degraded", lines.len()),
+            )
+        } else {
+            (
+                Mark {
+                    class: "up",
+                    word: "Operational",
+                },
+                "All systems operational".to_string(),
+            )
+        };
+        let line = |i: &PublicIncident| IncidentLine {
+            check: i.check_name.clone(),
+            started: when(i.started_at),
+            ended: i.ended_at.map(when),
+        };
+        StatusPage {
+            chrome: Chrome::public(),
+            overall,
+            headline,
+            checks: lines,
+            open: incidents
+                .iter()
+                .filter(|i| i.ended_at.is_none())
+                .map(line)
+                .collect(),
+            recent: incidents
+                .iter()
+                .filter(|i| i.ended_at.is_some())
+                .map(line)
+                .collect(),
+            updated: when(now),
+        }
+    }
+}
+
+pub async fn status(State(state): State<WebState>) -> Result<Response, WebError> {
+    let checks = state.overview.public_checks().await?;
+    let ids: Vec<Uuid> = checks.iter().map(|c| c.id).collect();
+    let names: HashMap<Uuid, String> = checks.iter().map(|c| (c.id, c.name.clone())).collect();
+    let (figures, incidents) = tokio::join!(
+        state.reports.public(&ids),
+        state.reports.public_incidents(&names)
+    );
+    html(&StatusPage::new(
+        &checks,
+        &figures?,
+        &incidents?,
+        Utc::now(),
+    ))
+}
+
+// ---------------------------------------------------------------- errors
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub chrome: Chrome,
+    pub status: u16,
+    pub message: String,
+}
