@@ -17,6 +17,9 @@ use pulse_store::RunRow;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::api::locations::LocationView;
+use pulse_store::pg::overview::LocationState;
+
 use super::reports::{CheckFigures, ListFigures, PublicFigures, PublicIncident, BUCKETS};
 use super::session::SignedIn;
 use super::svg::{self, Bucket};
@@ -211,7 +214,7 @@ impl ListPage {
         q: String,
         checks: &[Check],
         figures: &HashMap<Uuid, ListFigures>,
-        lag_ms: i64,
+        health: &Health,
         now: DateTime<Utc>,
     ) -> ListPage {
         let mut rows: Vec<Row> = checks
@@ -235,13 +238,7 @@ impl ListPage {
             1 => format!("1 check: {}", parts.join(", ")),
             n => format!("{n} checks: {}", parts.join(", ")),
         };
-        let mut banners = Vec::new();
-        if lag_ms >= LAG_BANNER_MS {
-            banners.push(format!(
-                "The scheduler is behind: a due check has waited {} s to be queued.",
-                lag_ms / 1000
-            ));
-        }
+        let banners = health.banners(now);
         ListPage {
             chrome,
             q,
@@ -250,6 +247,47 @@ impl ListPage {
             summary,
             banners,
         }
+    }
+}
+
+/// What the banners of the list page are made of: the scheduler's lag and
+/// each location's state, as `GET /locations` reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// How long the most overdue slot has waited to be queued.
+    pub scheduler_lag_ms: i64,
+    pub locations: Vec<LocationView>,
+}
+
+impl Health {
+    pub fn banners(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut banners = Vec::new();
+        if self.scheduler_lag_ms >= LAG_BANNER_MS {
+            banners.push(format!(
+                "The scheduler is behind: a due check has waited {} s to be queued.",
+                self.scheduler_lag_ms / 1000
+            ));
+        }
+        for l in &self.locations {
+            if l.status == "stale" && l.checks > 0 {
+                let since = l
+                    .last_heartbeat
+                    .map_or_else(|| "ever".to_string(), |t| ago(t, now));
+                banners.push(format!(
+                    "Location {} is stale: no worker has reported {since}, and {} check{} run there.",
+                    l.location,
+                    l.checks,
+                    if l.checks == 1 { "" } else { "s" }
+                ));
+            } else if l.lag_p99_ms as i64 >= LAG_BANNER_MS {
+                banners.push(format!(
+                    "Location {} lags: its workers start runs up to {} s late (p99).",
+                    l.location,
+                    l.lag_p99_ms / 1000
+                ));
+            }
+        }
+        banners
     }
 }
 
@@ -277,13 +315,21 @@ pub async fn list(
         })
         .await?;
     let ids: Vec<Uuid> = checks.iter().map(|c| c.id).collect();
-    let (figures, lag) = tokio::join!(state.reports.list(&ids), state.overview.scheduler_lag_ms());
+    let (figures, lag, locations) = tokio::join!(
+        state.reports.list(&ids),
+        state.overview.scheduler_lag_ms(),
+        crate::api::locations::overview(&state.app),
+    );
+    let health = Health {
+        scheduler_lag_ms: lag?,
+        locations: locations.map_err(|e| WebError::Unavailable(format!("{e:?}")))?,
+    };
     let page = ListPage::new(
         signed_in.chrome(),
         q.unwrap_or_default(),
         &checks,
         &figures?,
-        lag?,
+        &health,
         Utc::now(),
     );
     html(&page)
@@ -409,45 +455,67 @@ impl AlertLine {
     }
 }
 
-/// The latest run in each of a check's locations.
+/// A check's state in one location.
 #[derive(Debug, Clone)]
 pub struct LocationLine {
     pub name: String,
     pub mark: Mark,
     pub last_run: String,
     pub latency: String,
+    /// "no live worker", "no longer listed", or "".
+    pub note: &'static str,
 }
 
-/// Each of the check's locations (and any other its recent runs came
-/// from) with its newest run among `runs` (newest first).
-pub fn locations(check: &Check, runs: &[RunRow], now: DateTime<Utc>) -> Vec<LocationLine> {
+/// Each location the check lists or ran in, with its last run there (from
+/// its schedule) and whether a worker serves it (`stale`: the locations
+/// without a live worker).
+pub fn locations(
+    check: &Check,
+    states: &[LocationState],
+    stale: &[String],
+    now: DateTime<Utc>,
+) -> Vec<LocationLine> {
     let mut names: Vec<String> = check.spec.locations.clone();
-    for r in runs {
-        if !names.contains(&r.location) {
-            names.push(r.location.clone());
+    for s in states {
+        if !names.contains(&s.location) {
+            names.push(s.location.clone());
         }
     }
     names
         .into_iter()
-        .map(|name| match runs.iter().find(|r| r.location == name) {
-            Some(r) => LocationLine {
-                mark: Mark::of_run(&r.status),
-                last_run: ago(
-                    DateTime::from_timestamp_millis(r.run_at_ms).unwrap_or_default(),
-                    now,
-                ),
-                latency: format!("{} ms", r.latency_ms),
-                name,
-            },
-            None => LocationLine {
-                name,
-                mark: Mark {
-                    class: "pending",
-                    word: "No runs",
+        .map(|name| {
+            let state = states.iter().find(|s| s.location == name);
+            let listed = check.spec.locations.contains(&name);
+            let note = if !listed {
+                "no longer listed"
+            } else if stale.contains(&name) {
+                "no live worker"
+            } else {
+                ""
+            };
+            match state.filter(|s| s.last_run_at.is_some()) {
+                Some(s) => LocationLine {
+                    mark: Mark::of_run(&s.last_status),
+                    last_run: s
+                        .last_run_at
+                        .map_or_else(|| "never".into(), |t| ago(t, now)),
+                    latency: s
+                        .last_latency_ms
+                        .map_or_else(|| "no data".into(), |ms| format!("{ms} ms")),
+                    note,
+                    name,
                 },
-                last_run: "never".into(),
-                latency: "no data".into(),
-            },
+                None => LocationLine {
+                    name,
+                    mark: Mark {
+                        class: "pending",
+                        word: "No runs",
+                    },
+                    last_run: "never".into(),
+                    latency: "no data".into(),
+                    note,
+                },
+            }
         })
         .collect()
 }
@@ -488,8 +556,7 @@ pub struct CheckPage {
     pub assertions: Vec<String>,
 }
 
-/// Runs shown on a check's page (more are read to find each location's
-/// latest).
+/// Runs shown on a check's page.
 const RUNS_SHOWN: usize = 20;
 
 impl CheckPage {
@@ -499,6 +566,7 @@ impl CheckPage {
         runs: &[RunRow],
         alerts: &[AlertRecord],
         figures: &CheckFigures,
+        places: (&[LocationState], &[String]),
         now: DateTime<Utc>,
     ) -> CheckPage {
         let s = &check.spec;
@@ -571,7 +639,7 @@ impl CheckPage {
             timeline_svg: svg::timeline(&figures.incidents, figures.window.0, figures.window.1),
             incident_count: figures.incidents.len(),
             cert,
-            locations: locations(check, runs, now),
+            locations: locations(check, places.0, places.1, now),
             runs: runs
                 .iter()
                 .take(RUNS_SHOWN)
@@ -591,17 +659,26 @@ pub async fn check(
 ) -> Result<Response, WebError> {
     let id = Uuid::parse_str(&id).map_err(|_| WebError::NotFound)?;
     let check = state.app.checks.get(id).await?;
-    let (runs, alerts, figures) = tokio::join!(
-        state.app.services.results.latest(id, 100),
+    let (runs, alerts, figures, states, places) = tokio::join!(
+        state.app.services.results.latest(id, RUNS_SHOWN as u32),
         state.app.alerts.for_check(id, 20),
         state.reports.check(id),
+        state.overview.location_states(id),
+        crate::api::locations::overview(&state.app),
     );
+    let stale: Vec<String> = places
+        .map_err(|e| WebError::Unavailable(format!("{e:?}")))?
+        .into_iter()
+        .filter(|l| l.status == "stale")
+        .map(|l| l.location)
+        .collect();
     let page = CheckPage::new(
         signed_in.chrome(),
         &check,
         &runs?,
         &alerts?,
         &figures?,
+        (&states?, &stale),
         Utc::now(),
     );
     html(&page)

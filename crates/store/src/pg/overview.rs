@@ -25,22 +25,46 @@ pub struct PublicCheck {
     pub incident_open: bool,
 }
 
+/// A check's schedule in one location: whether it runs there now and its
+/// last run there.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct LocationState {
+    pub location: String,
+    pub active: bool,
+    /// `unknown` before the first run there.
+    pub last_status: String,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_latency_ms: Option<i32>,
+}
+
 impl OverviewStore {
     pub fn new(pool: PgPool) -> OverviewStore {
         OverviewStore { pool }
     }
 
-    /// How long (ms) the most overdue check has waited to be claimed: 0
-    /// when none is due. Paused, deleted and leased checks do not count.
+    /// How long (ms) the most overdue slot has waited to be claimed: 0
+    /// when none is due. Paused, deleted and leased checks do not count,
+    /// nor slots a lost worker left (those are recorded missed).
     pub async fn scheduler_lag_ms(&self) -> Result<i64> {
         let (lag,): (Option<f64>,) = sqlx::query_as(
-            "SELECT extract(epoch FROM now() - min(next_run_at))::float8 * 1000 FROM checks \
-             WHERE enabled AND deleted_at IS NULL AND lease_token IS NULL \
-               AND NOT catching_up AND next_run_at <= now()",
+            "SELECT extract(epoch FROM now() - min(next_run_at))::float8 * 1000 \
+             FROM check_schedules \
+             WHERE active AND lease_token IS NULL AND NOT catching_up AND next_run_at <= now()",
         )
         .fetch_one(&self.pool)
         .await?;
         Ok(lag.map_or(0, |ms| ms.max(0.0) as i64))
+    }
+
+    /// A check's state in each location it runs or ran in, by location.
+    pub async fn location_states(&self, check_id: Uuid) -> Result<Vec<LocationState>> {
+        Ok(sqlx::query_as(
+            "SELECT location, active, last_status, last_run_at, last_latency_ms \
+             FROM check_schedules WHERE check_id = $1 ORDER BY location",
+        )
+        .bind(check_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Every live check marked `public`, by name.
