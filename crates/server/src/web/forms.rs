@@ -696,3 +696,193 @@ pub async fn delete(
     tracing::info!(check_id = %id, "check deleted from the dashboard");
     Ok(Redirect::to("/").into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> FormData {
+        FormData(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_form_becomes_the_apis_input_and_is_validated_by_its_rules() {
+        let v = Values::from_form(&form(&[
+            ("name", " Shop "),
+            ("type", "http"),
+            ("url", "https://shop.example/health"),
+            ("method", "POST"),
+            ("expected_status", "201"),
+            ("headers", "X-One: 1\n\nX-Two:  two words "),
+            ("interval_seconds", "30"),
+            ("degraded_ms", ""),
+            ("public", "on"),
+            ("locations", "default, eu-west"),
+            ("alert_locations", "2"),
+            ("a1_source", "status_code"),
+            ("a1_comparison", "less_than"),
+            ("a1_target", "300"),
+        ]));
+        let (input, rows) = v.input(None).unwrap();
+        assert_eq!(rows, vec![1], "the second row is the first assertion");
+        let spec = input.create(Default::default()).unwrap();
+        assert_eq!(spec.name, "Shop");
+        assert_eq!(spec.method, "POST");
+        assert_eq!(spec.expected_status, 201);
+        assert_eq!(spec.interval_seconds, 30);
+        assert_eq!(spec.degraded_ms, None);
+        assert!(spec.public);
+        assert!(!spec.tls_verify, "an unticked box is false");
+        assert_eq!(
+            spec.headers.get("X-Two").map(String::as_str),
+            Some("two words")
+        );
+        assert_eq!(spec.locations, vec!["default", "eu-west"]);
+        assert_eq!(spec.alert_locations, pulse_core::Quorum::AtLeast(2));
+        assert_eq!(spec.assertions.len(), 1);
+        assert_eq!(
+            spec.assertions[0].describe(),
+            "status_code less_than \"300\""
+        );
+    }
+
+    #[test]
+    fn values_that_are_not_even_of_the_right_kind_are_all_named() {
+        let v = Values::from_form(&form(&[
+            ("name", "x"),
+            ("url", "https://x.example/"),
+            ("timeout_ms", "soon"),
+            ("port", "eighty"),
+            ("headers", "no colon here"),
+        ]));
+        let errors = v.input(None).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_ref()).collect();
+        assert_eq!(fields, vec!["timeout_ms", "port", "headers"]);
+        assert_eq!(errors[0].message, "must be a whole number");
+    }
+
+    #[test]
+    fn an_error_goes_next_to_the_input_it_names() {
+        assert_eq!(error_key("url", &[]), "url");
+        assert_eq!(error_key("assertions[0].target", &[2]), "a2_target");
+        assert_eq!(error_key("assertions[1]", &[0, 3]), "a3_source");
+        assert_eq!(error_key("assertions", &[]), "assertions");
+    }
+
+    #[test]
+    fn a_spec_fills_the_form_and_reads_back_unchanged() {
+        let mut spec = CheckSpec::defaults();
+        spec.name = "Round trip".into();
+        spec.url = "https://rt.example/".into();
+        spec.headers.insert("X-A".into(), "1".into());
+        spec.degraded_ms = Some(800);
+        spec.public = true;
+        spec.assertions = vec![serde_json::from_value(
+            json!({"source": "header", "property": "x-version", "comparison": "equals", "target": "7"}),
+        )
+        .unwrap()];
+        let v = Values::from_spec(&spec);
+        let page = FormPage::new(
+            Chrome::default(),
+            "Edit".into(),
+            "/checks/x/edit".into(),
+            "/checks/x".into(),
+            v.clone(),
+            HashMap::new(),
+            false,
+        );
+        let html = page.render().unwrap();
+        let mut pairs = Vec::new();
+        // Read the rendered inputs back as a browser would post them.
+        for (k, val) in [
+            ("name", &v.name),
+            ("url", &v.url),
+            ("headers", &v.headers),
+            ("degraded_ms", &v.degraded_ms),
+            ("expected_status", &v.expected_status),
+            ("interval_seconds", &v.interval_seconds),
+            ("timeout_ms", &v.timeout_ms),
+            ("retries", &v.retries),
+            ("alert_threshold", &v.alert_threshold),
+            ("tls_expiry_days", &v.tls_expiry_days),
+            ("locations", &v.locations),
+            ("alert_locations", &v.alert_locations),
+        ] {
+            pairs.push((k.to_string(), val.clone()));
+        }
+        for (k, val) in [
+            ("type", "http"),
+            ("method", "GET"),
+            ("location_strategy", "all"),
+            ("public", "on"),
+            ("tls_verify", "on"),
+            ("a0_source", "header"),
+            ("a0_property", "x-version"),
+            ("a0_comparison", "equals"),
+            ("a0_target", "7"),
+        ] {
+            pairs.push((k.into(), val.into()));
+        }
+        assert!(html.contains("value=\"x-version\""), "{html}");
+        assert!(html.contains("<option selected>header</option>"), "{html}");
+        assert!(
+            html.contains("id=\"public\" name=\"public\" type=\"checkbox\" checked"),
+            "{html}"
+        );
+        let (input, _) = Values::from_form(&FormData(pairs)).input(None).unwrap();
+        assert_eq!(
+            input
+                .apply(CheckSpec::defaults(), Default::default())
+                .unwrap(),
+            spec
+        );
+    }
+
+    #[test]
+    fn the_form_shows_each_message_right_after_its_input() {
+        let page = FormPage::new(
+            Chrome::default(),
+            "New check".into(),
+            "/checks/new".into(),
+            "/".into(),
+            Values::from_spec(&CheckSpec::defaults()),
+            HashMap::from([
+                ("url".to_string(), "must name a host".to_string()),
+                (
+                    "a1_target".to_string(),
+                    "is required for comparison equals".to_string(),
+                ),
+                (
+                    "slo".to_string(),
+                    "a rule the form has no input for".to_string(),
+                ),
+            ]),
+            false,
+        );
+        let html = page.render().unwrap();
+        let input = html.find("<input id=\"url\"").unwrap();
+        let err = html
+            .find("<p class=\"err\" id=\"url-err\" role=\"alert\">must name a host</p>")
+            .unwrap();
+        let next = html.find("<label for=\"method\">").unwrap();
+        assert!(input < err && err < next, "{html}");
+        assert!(html.contains("id=\"url\" name=\"url\" type=\"url\" value=\"\" aria-invalid=\"true\" aria-describedby=\"url-err\""), "{html}");
+        let row = html.find("name=\"a1_target\"").unwrap();
+        let row_err = html
+            .find("id=\"a1_target-err\" role=\"alert\">is required for comparison equals")
+            .unwrap();
+        assert!(row < row_err && row_err < html.find("name=\"a2_source\"").unwrap());
+        assert!(
+            html.contains(
+                "<p class=\"err\" role=\"alert\">slo: a rule the form has no input for</p>"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("The check was not saved"));
+    }
+}

@@ -18,7 +18,6 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::api::locations::LocationView;
-use pulse_store::pg::overview::LocationState;
 
 use super::reports::{CheckFigures, ListFigures, PublicFigures, PublicIncident, BUCKETS};
 use super::session::SignedIn;
@@ -466,15 +465,10 @@ pub struct LocationLine {
     pub note: &'static str,
 }
 
-/// Each location the check lists or ran in, with its last run there (from
-/// its schedule) and whether a worker serves it (`stale`: the locations
+/// Each location the check lists or ran in, with its last run there and whether a worker serves it (`stale`: the locations
 /// without a live worker).
-pub fn locations(
-    check: &Check,
-    states: &[LocationState],
-    stale: &[String],
-    now: DateTime<Utc>,
-) -> Vec<LocationLine> {
+pub fn locations(check: &Check, stale: &[String], now: DateTime<Utc>) -> Vec<LocationLine> {
+    let states = &check.by_location;
     let mut names: Vec<String> = check.spec.locations.clone();
     for s in states {
         if !names.contains(&s.location) {
@@ -566,7 +560,7 @@ impl CheckPage {
         runs: &[RunRow],
         alerts: &[AlertRecord],
         figures: &CheckFigures,
-        places: (&[LocationState], &[String]),
+        stale: &[String],
         now: DateTime<Utc>,
     ) -> CheckPage {
         let s = &check.spec;
@@ -639,7 +633,7 @@ impl CheckPage {
             timeline_svg: svg::timeline(&figures.incidents, figures.window.0, figures.window.1),
             incident_count: figures.incidents.len(),
             cert,
-            locations: locations(check, places.0, places.1, now),
+            locations: locations(check, stale, now),
             runs: runs
                 .iter()
                 .take(RUNS_SHOWN)
@@ -659,11 +653,10 @@ pub async fn check(
 ) -> Result<Response, WebError> {
     let id = Uuid::parse_str(&id).map_err(|_| WebError::NotFound)?;
     let check = state.app.checks.get(id).await?;
-    let (runs, alerts, figures, states, places) = tokio::join!(
+    let (runs, alerts, figures, places) = tokio::join!(
         state.app.services.results.latest(id, RUNS_SHOWN as u32),
         state.app.alerts.for_check(id, 20),
         state.reports.check(id),
-        state.overview.location_states(id),
         crate::api::locations::overview(&state.app),
     );
     let stale: Vec<String> = places
@@ -678,7 +671,7 @@ pub async fn check(
         &runs?,
         &alerts?,
         &figures?,
-        (&states?, &stale),
+        &stale,
         Utc::now(),
     );
     html(&page)
@@ -830,4 +823,347 @@ pub struct ErrorPage {
     pub chrome: Chrome,
     pub status: u16,
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use pulse_core::delivery::DeliveryState;
+    use pulse_core::{AlertKind, CheckSpec};
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()
+    }
+
+    fn check(name: &str, enabled: bool, last: Option<RunStatus>) -> Check {
+        let mut spec = CheckSpec::defaults();
+        spec.name = name.into();
+        spec.url = format!("https://{}.example/health", name.to_lowercase());
+        spec.enabled = enabled;
+        Check {
+            id: Uuid::new_v4(),
+            spec,
+            last_status: last,
+            last_run_at: last.map(|_| now() - chrono::Duration::seconds(90)),
+            last_latency_ms: Some(120),
+            last_status_code: Some(200),
+            last_error: None,
+            consecutive_fails: 0,
+            next_run_at: now(),
+            created_at: now(),
+            updated_at: now(),
+            version: 1,
+            incident_open: false,
+            by_location: vec![],
+        }
+    }
+
+    fn render(t: &impl Template) -> String {
+        t.render().unwrap()
+    }
+
+    #[test]
+    fn the_list_shows_each_check_with_a_word_its_figures_and_bar_worst_first() {
+        let checks = vec![
+            check("Shop", true, Some(RunStatus::Success)),
+            check("Billing", true, Some(RunStatus::Timeout)),
+            check("Archive", false, Some(RunStatus::Success)),
+        ];
+        let mut buckets = vec![Bucket::Up; BUCKETS];
+        buckets[89] = Bucket::Down;
+        let figures = HashMap::from([(
+            checks[0].id,
+            ListFigures {
+                uptime_24h: Some(0.9995),
+                p95_ms: Some(123.4),
+                buckets,
+            },
+        )]);
+        let health = Health {
+            scheduler_lag_ms: 45_000,
+            locations: vec![LocationView {
+                location: "eu-west".into(),
+                status: "stale",
+                live_workers: 0,
+                workers: vec![],
+                last_heartbeat: Some(now() - chrono::Duration::minutes(5)),
+                queue_depth: 7,
+                lag_p99_ms: 0,
+                checks: 3,
+            }],
+        };
+        let page = ListPage::new(
+            Chrome::default(),
+            String::new(),
+            &checks,
+            &figures,
+            &health,
+            now(),
+        );
+        let html = render(&page);
+        assert!(html.contains("3 checks: 1 down, 1 up, 1 paused"), "{html}");
+        let (billing, shop, archive) = (
+            html.find(">Billing<").unwrap(),
+            html.find(">Shop<").unwrap(),
+            html.find(">Archive<").unwrap(),
+        );
+        assert!(billing < shop && shop < archive, "down first, paused last");
+        assert!(html.contains(&format!(
+            "<tr><td class=down>Down<td><a href=/checks/{}>Billing</a><td>1 min ago<td>no data<td>no data",
+            checks[1].id
+        )), "{html}");
+        assert!(
+            html.contains(">Shop</a><td>1 min ago<td>99.95%<td>123 ms<td><svg class=bar"),
+            "{html}"
+        );
+        assert!(html.contains("aria-label=\"89 up, 1 down\""), "{html}");
+        assert!(html.contains("<td class=paused>Paused"), "{html}");
+        assert!(html.contains("The scheduler is behind: a due check has waited 45 s to be queued."));
+        assert!(html.contains("Location eu-west is stale: no worker has reported 5 min ago, and 3 checks run there."), "{html}");
+    }
+
+    #[test]
+    fn a_search_without_matches_says_so() {
+        let page = ListPage::new(
+            Chrome::default(),
+            "zzz".into(),
+            &[],
+            &HashMap::new(),
+            &Health::default(),
+            now(),
+        );
+        let html = render(&page);
+        assert!(html.contains("No check’s name contains “zzz”."), "{html}");
+        assert!(html.contains("value=\"zzz\""), "{html}");
+        assert!(
+            !html.contains("class=\"banner\""),
+            "no banner when all is well: {html}"
+        );
+    }
+
+    fn run(details: serde_json::Value, status: &str, location: &str) -> RunRow {
+        RunRow {
+            id: Uuid::new_v4(),
+            status: status.into(),
+            run_at_ms: (now() - chrono::Duration::seconds(30)).timestamp_millis(),
+            latency_ms: 321,
+            status_code: 200,
+            error: Some("json_body $.status equals \"ok\": got \"degraded\"".into()),
+            attempts: 2,
+            location: location.into(),
+            ..RunRow::with_details(Some(details.to_string()))
+        }
+    }
+
+    #[test]
+    fn a_check_page_shows_failed_assertions_the_excerpt_the_certificate_alerts_and_locations() {
+        let mut c = check("Orders", true, Some(RunStatus::Fail));
+        c.spec.assertions = vec![serde_json::from_value(
+            json!({"source": "json_body", "property": "$.status", "comparison": "equals", "target": "ok"}),
+        )
+        .unwrap()];
+        c.spec.locations = vec!["default".into(), "eu-west".into()];
+        let runs = vec![run(
+            json!({
+                "assertions": [{"index": 0, "passed": false, "actual": "degraded"}],
+                "excerpt": "HTTP 200 OK\ncontent-type: application/json\n\n{\"status\": \"degraded\"}",
+                "certificate": {
+                    "not_after": "2026-12-08T00:00:00Z", "days_left": 9, "issuer": "Test CA",
+                    "subject": "orders.example", "sans": [], "chain_not_after": "2026-12-08T00:00:00Z",
+                    "fingerprint": "ab"
+                }
+            }),
+            "fail",
+            "default",
+        )];
+        let alert = AlertRecord {
+            id: Uuid::new_v4(),
+            check_id: c.id,
+            kind: AlertKind::Failure,
+            status: "fail".into(),
+            error: None,
+            consecutive_fails: 3,
+            payload: json!({}),
+            delivery_state: DeliveryState::Delivered,
+            attempts: 2,
+            last_response_code: Some(204),
+            last_error: None,
+            delivered_at: Some(now()),
+            created_at: now(),
+            deliveries: json!([
+                {"attempt": 1, "attempted_at": "2026-11-28T11:59:00.000Z", "response_code": 503, "error": "status 503", "duration_ms": 12},
+                {"attempt": 2, "attempted_at": "2026-11-28T11:59:02.000Z", "response_code": 204, "error": null, "duration_ms": 8}
+            ]),
+        };
+        c.by_location = vec![pulse_core::check::LocationState {
+            location: "default".into(),
+            last_status: "fail".into(),
+            last_run_at: Some(now() - chrono::Duration::seconds(30)),
+            last_latency_ms: Some(321),
+            last_status_code: Some(200),
+            last_error: None,
+            consecutive_fails: 1,
+            next_run_at: now(),
+        }];
+        let figures = CheckFigures {
+            uptime: [
+                ("24 h", Some(0.75)),
+                ("7 d", None),
+                ("30 d", None),
+                ("90 d", None),
+            ],
+            latency: vec![],
+            slo: Some(super::super::reports::SloBudget {
+                target: 0.999,
+                window_days: 30,
+                uptime: 0.9995,
+                remaining: 0.5,
+            }),
+            incidents: vec![],
+            window: (now() - chrono::Duration::days(30), now()),
+        };
+        let page = CheckPage::new(
+            Chrome {
+                user: Some("ops".into()),
+                csrf: "tok".into(),
+            },
+            &c,
+            &runs,
+            &[alert],
+            &figures,
+            &["eu-west".to_string()],
+            now(),
+        );
+        let html = render(&page);
+        assert!(
+            html.contains("<span class=\"mark down\" id=\"status\">Down</span> Orders"),
+            "{html}"
+        );
+        assert!(html.contains("<strong>Failed assertion:</strong> json_body $.status equals &#34;ok&#34;; got <code>degraded</code>"), "{html}");
+        assert!(
+            html.contains("<summary>Response excerpt</summary><pre>HTTP 200 OK"),
+            "{html}"
+        );
+        assert!(html.contains("9 days left"), "{html}");
+        assert!(html.contains("value warn"), "9 days is within 14: {html}");
+        assert!(
+            html.contains("<span class=\"value\">75.0%</span>"),
+            "{html}"
+        );
+        assert!(html.contains("SLO: 50.0% of the error budget left: 99.95% uptime over 30 days against a 99.90% objective"), "{html}");
+        assert!(
+            html.contains("Attempt 1 at 2026-11-28T11:59:00.000Z: code 503, 12 ms, status 503"),
+            "{html}"
+        );
+        assert!(
+            html.contains("Attempt 2 at 2026-11-28T11:59:02.000Z: code 204, 8 ms</li>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td>failure (fail)<td>2026-11-28 12:00:00 UTC<td>delivered"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td>default<td class=\"down\">Fail<td>30 s ago<td>321 ms"),
+            "{html}"
+        );
+        assert!(html.contains("<td>eu-west <span class=\"tag\">no live worker</span><td class=\"pending\">No runs<td>never"), "{html}");
+        assert!(html.contains("2 attempts"), "{html}");
+        assert!(html.contains("name=\"csrf\" value=\"tok\""), "{html}");
+        assert!(html.contains(">Pause</button>"), "{html}");
+    }
+
+    #[test]
+    fn the_status_page_shows_names_states_and_incidents_and_nothing_else() {
+        let checks = vec![
+            PublicCheck {
+                id: Uuid::new_v4(),
+                name: "Website".into(),
+                enabled: true,
+                last_status: "success".into(),
+                last_run_at: Some(now()),
+                incident_open: false,
+            },
+            PublicCheck {
+                id: Uuid::new_v4(),
+                name: "API".into(),
+                enabled: true,
+                last_status: "timeout".into(),
+                last_run_at: Some(now()),
+                incident_open: true,
+            },
+        ];
+        let day = |back: i64| (now() - chrono::Duration::days(back)).date_naive();
+        let figures = HashMap::from([(
+            checks[0].id,
+            PublicFigures {
+                days: (0..90)
+                    .rev()
+                    .map(|b| svg::DayUptime {
+                        day: day(b),
+                        uptime: Some(if b == 3 { 0.98 } else { 1.0 }),
+                    })
+                    .collect(),
+                uptime_90d: Some(0.9997),
+            },
+        )]);
+        let incidents = vec![
+            PublicIncident {
+                check_name: "API".into(),
+                started_at: now() - chrono::Duration::minutes(10),
+                ended_at: None,
+            },
+            PublicIncident {
+                check_name: "Website".into(),
+                started_at: now() - chrono::Duration::days(3),
+                ended_at: Some(now() - chrono::Duration::days(3) + chrono::Duration::minutes(20)),
+            },
+        ];
+        let html = render(&StatusPage::new(&checks, &figures, &incidents, now()));
+        assert!(
+            html.contains("<span class=\"mark down\">Outage</span> 1 of 2 services down"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<h2>Website</h2><span class=\"mark up\">Up</span>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<h2>API</h2><span class=\"mark down\">Down</span>"),
+            "{html}"
+        );
+        assert!(html.contains("90-day uptime: 99.97%"), "{html}");
+        assert!(
+            html.contains(&format!(
+                "<title>{}: 98.0%</title>",
+                day(3).format("%Y-%m-%d")
+            )),
+            "{html}"
+        );
+        assert!(
+            html.contains("<strong>API</strong>: down since 2026-11-28 11:50:00 UTC"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<strong>Website</strong>: 2026-11-25 12:00:00 UTC to 2026-11-25 12:20:00 UTC"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("Sign out"));
+        assert!(!html.contains("http"), "no URL of any kind: {html}");
+    }
+
+    #[test]
+    fn times_read_as_how_long_ago() {
+        assert_eq!(ago(now() - chrono::Duration::seconds(5), now()), "5 s ago");
+        assert_eq!(
+            ago(now() - chrono::Duration::seconds(150), now()),
+            "2 min ago"
+        );
+        assert_eq!(ago(now() - chrono::Duration::hours(5), now()), "5 h ago");
+        assert_eq!(ago(now() - chrono::Duration::days(3), now()), "3 d ago");
+    }
 }

@@ -25,18 +25,6 @@ pub struct PublicCheck {
     pub incident_open: bool,
 }
 
-/// A check's schedule in one location: whether it runs there now and its
-/// last run there.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
-pub struct LocationState {
-    pub location: String,
-    pub active: bool,
-    /// `unknown` before the first run there.
-    pub last_status: String,
-    pub last_run_at: Option<DateTime<Utc>>,
-    pub last_latency_ms: Option<i32>,
-}
-
 impl OverviewStore {
     pub fn new(pool: PgPool) -> OverviewStore {
         OverviewStore { pool }
@@ -54,17 +42,6 @@ impl OverviewStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(lag.map_or(0, |ms| ms.max(0.0) as i64))
-    }
-
-    /// A check's state in each location it runs or ran in, by location.
-    pub async fn location_states(&self, check_id: Uuid) -> Result<Vec<LocationState>> {
-        Ok(sqlx::query_as(
-            "SELECT location, active, last_status, last_run_at, last_latency_ms \
-             FROM check_schedules WHERE check_id = $1 ORDER BY location",
-        )
-        .bind(check_id)
-        .fetch_all(&self.pool)
-        .await?)
     }
 
     /// Every live check marked `public`, by name.
