@@ -133,19 +133,18 @@ fn nice_max(v: f64) -> f64 {
 /// times on the x axis. Points are in time order.
 pub fn latency_chart(points: &[LatencyPoint]) -> String {
     let mut out = String::new();
+    if points.is_empty() {
+        let _ = write!(
+            out,
+            "<svg class=chart viewBox=\"0 0 {W} 40\" role=img aria-label=\"latency over time: no data\"><text x=\"{}\" y=\"24\" text-anchor=middle>no data</text></svg>",
+            W / 2.0
+        );
+        return out;
+    }
     let _ = write!(
         out,
         "<svg class=chart viewBox=\"0 0 {W} {H}\" role=img aria-label=\"latency over time: p50, p95 and p99 lines over the phases stacked\">"
     );
-    if points.is_empty() {
-        let _ = write!(
-            out,
-            "<text x=\"{}\" y=\"{}\" text-anchor=middle>no data</text></svg>",
-            W / 2.0,
-            H / 2.0
-        );
-        return out;
-    }
     let top = points
         .iter()
         .map(|p| {
