@@ -22,6 +22,7 @@ struct Dash {
     key: String,
     keys: ApiKeyStore,
     pool: sqlx::PgPool,
+    results: pulse_store::ResultsStore,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -55,6 +56,7 @@ impl Dash {
         let app = Application::build(settings, &stop).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         let pool = app.services().pool.clone();
+        let results = app.services().results.clone();
         let keys = ApiKeyStore::new(pool.clone());
         let key = keys.create("dash-tests").await.unwrap();
         tokio::spawn(app.run(stop.clone()));
@@ -68,6 +70,7 @@ impl Dash {
             key,
             keys,
             pool,
+            results,
             _stop: stop.drop_guard(),
         }
     }
@@ -558,24 +561,36 @@ async fn the_stylesheet_is_served_from_the_binary() {
     }
 }
 
-/// The list page with 1,000 checks: served in under 200 ms and under
-/// 300 KB. Prints the median and worst of 10 loads and the size; the
-/// README quotes them.
+/// The list page with 1,000 checks, each with 90 hours of runs (one
+/// every 10 minutes, generated straight into ClickHouse through the rollup
+/// views): served in under 200 ms (release build) and under 300 KB on the
+/// wire. Prints the median and worst of 10 loads and the sizes; the README
+/// quotes them.
 #[tokio::test]
 async fn the_list_page_with_1000_checks_is_fast_and_small() {
     let dash = Dash::spawn().await;
     sqlx::query(
-        "INSERT INTO checks (id, name, url, interval_seconds, next_run_at, last_status, last_run_at, \
-            last_latency_ms, enabled) \
-         SELECT gen_random_uuid(), 'check ' || lpad(n::text, 4, '0'), \
-            'http://127.0.0.1:9/' || n, 60, now() + interval '1 hour', \
+        "INSERT INTO checks (id, name, url, interval_seconds, next_run_at, last_status, \
+            last_run_at, last_latency_ms, enabled, created_at) \
+         SELECT ('00000000-0000-4000-8000-' || (100000000000 + n)::text)::uuid, \
+            'check ' || lpad(n::text, 4, '0'), 'http://127.0.0.1:9/' || n, 600, \
+            now() + interval '1 hour', \
             (ARRAY['success','success','success','success','degraded','fail','timeout'])[1 + n % 7], \
-            now() - (n || ' seconds')::interval, 100 + n % 50, n % 13 <> 0 \
-         FROM generate_series(1, 1000) AS n",
+            now() - (n || ' seconds')::interval, 100 + n % 50, n % 13 <> 0, \
+            now() - interval '100 hours' \
+         FROM generate_series(0, 999) AS n",
     )
     .execute(&dash.pool)
     .await
     .unwrap();
+    let hours = 90;
+    let step = 600;
+    let per_check = hours * 3600 / step;
+    let from = chrono::Utc::now().timestamp() - hours * 3600;
+    dash.results
+        .generate_runs(1000, 0, 1000 * per_check as u64, from, step as u32, 1)
+        .await
+        .unwrap();
     let b = dash.sign_in().await;
     let mut times = Vec::new();
     let (mut raw, mut wire) = (0, 0);
@@ -603,6 +618,14 @@ async fn the_list_page_with_1000_checks_is_fast_and_small() {
             &html[..2000.min(html.len())]
         );
         assert_eq!(html.matches("<tr><td class=").count(), 1000);
+        assert!(
+            html.matches("<path class=u d=").count() >= 990,
+            "bars drawn"
+        );
+        assert!(
+            !html.contains("<td>no data<td>no data"),
+            "every check has figures"
+        );
         (raw, wire) = (html.len(), body.len());
     }
     times.sort();
@@ -615,6 +638,10 @@ async fn the_list_page_with_1000_checks_is_fast_and_small() {
         wire as f64 / 1024.0,
         raw as f64 / 1024.0
     );
-    assert!(median < Duration::from_millis(200), "median {median:?}");
+    // The limit is for the server as shipped (a release build, as the
+    // README's command measures); an unoptimised test build only gets a
+    // sanity bound.
+    let limit = if cfg!(debug_assertions) { 1000 } else { 200 };
+    assert!(median < Duration::from_millis(limit), "median {median:?}");
     assert!(wire < 300 * 1024, "{wire} bytes on the wire");
 }

@@ -600,14 +600,20 @@ impl CheckPage {
             }
             .into(),
         ));
-        let slo = figures.slo.as_ref().map(|b| {
-            format!(
-                "{} of the error budget left: {} uptime over {} days against a {} objective",
-                svg::percent(b.remaining.max(0.0)),
-                svg::percent(b.uptime),
-                b.window_days,
-                svg::percent(b.target)
-            )
+        let slo = figures.slo.as_ref().map(|b| match b.remaining {
+            Some(left) => format!(
+                "{} of the error budget left: {} failed runs of the {:.0} that a {} objective allows over {} days",
+                svg::percent(left.max(0.0)),
+                b.failed,
+                b.allowed,
+                svg::percent(b.target),
+                b.window_days
+            ),
+            None => format!(
+                "a {} objective over {} days; no runs yet",
+                svg::percent(b.target),
+                b.window_days
+            ),
         });
         CheckPage {
             chrome,
@@ -656,7 +662,7 @@ pub async fn check(
     let (runs, alerts, figures, places) = tokio::join!(
         state.app.services.results.latest(id, RUNS_SHOWN as u32),
         state.app.alerts.for_check(id, 20),
-        state.reports.check(id),
+        state.reports.check(&check),
         crate::api::locations::overview(&state.app),
     );
     let stale: Vec<String> = places
@@ -801,7 +807,7 @@ impl StatusPage {
 
 pub async fn status(State(state): State<WebState>) -> Result<Response, WebError> {
     let checks = state.overview.public_checks().await?;
-    let ids: Vec<Uuid> = checks.iter().map(|c| c.id).collect();
+    let ids: Vec<(Uuid, DateTime<Utc>)> = checks.iter().map(|c| (c.id, c.created_at)).collect();
     let names: HashMap<Uuid, String> = checks.iter().map(|c| (c.id, c.name.clone())).collect();
     let (figures, incidents) = tokio::join!(
         state.reports.public(&ids),
@@ -1018,8 +1024,9 @@ mod tests {
             slo: Some(super::super::reports::SloBudget {
                 target: 0.999,
                 window_days: 30,
-                uptime: 0.9995,
-                remaining: 0.5,
+                failed: 5,
+                allowed: 10.0,
+                remaining: Some(0.5),
             }),
             incidents: vec![],
             window: (now() - chrono::Duration::days(30), now()),
@@ -1052,7 +1059,7 @@ mod tests {
             html.contains("<span class=\"value\">75.0%</span>"),
             "{html}"
         );
-        assert!(html.contains("SLO: 50.0% of the error budget left: 99.95% uptime over 30 days against a 99.90% objective"), "{html}");
+        assert!(html.contains("SLO: 50.0% of the error budget left: 5 failed runs of the 10 that a 99.90% objective allows over 30 days"), "{html}");
         assert!(
             html.contains("Attempt 1 at 2026-11-28T11:59:00.000Z: code 503, 12 ms, status 503"),
             "{html}"
@@ -1085,6 +1092,7 @@ mod tests {
                 last_status: "success".into(),
                 last_run_at: Some(now()),
                 incident_open: false,
+                created_at: now(),
             },
             PublicCheck {
                 id: Uuid::new_v4(),
@@ -1093,6 +1101,7 @@ mod tests {
                 last_status: "timeout".into(),
                 last_run_at: Some(now()),
                 incident_open: true,
+                created_at: now(),
             },
         ];
         let day = |back: i64| (now() - chrono::Duration::days(back)).date_naive();

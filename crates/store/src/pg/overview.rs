@@ -23,6 +23,7 @@ pub struct PublicCheck {
     pub last_status: String,
     pub last_run_at: Option<DateTime<Utc>>,
     pub incident_open: bool,
+    pub created_at: DateTime<Utc>,
 }
 
 impl OverviewStore {
@@ -47,7 +48,7 @@ impl OverviewStore {
     /// Every live check marked `public`, by name.
     pub async fn public_checks(&self) -> Result<Vec<PublicCheck>> {
         Ok(sqlx::query_as(
-            "SELECT id, name, enabled, last_status, last_run_at, incident_open FROM checks \
+            "SELECT id, name, enabled, last_status, last_run_at, incident_open, created_at FROM checks \
              WHERE public AND deleted_at IS NULL ORDER BY lower(name), id",
         )
         .fetch_all(&self.pool)
