@@ -86,6 +86,10 @@ pub struct Values {
     pub location_strategy: String,
     pub alert_locations: String,
     pub public: bool,
+    /// The SLO objective, a percentage (empty: no SLO).
+    pub slo_objective: String,
+    pub slo_window_days: String,
+    pub slo_alerts: bool,
     pub assertions: Vec<AssertionRow>,
 }
 
@@ -142,6 +146,9 @@ impl Values {
             location_strategy: s.location_strategy.as_str().into(),
             alert_locations: s.alert_locations.encode(),
             public: s.public,
+            slo_objective: s.slo.map(|o| o.objective.to_string()).unwrap_or_default(),
+            slo_window_days: s.slo.map(|o| o.window_days.to_string()).unwrap_or_default(),
+            slo_alerts: s.slo_alerts,
             assertions: s
                 .assertions
                 .iter()
@@ -200,6 +207,9 @@ impl Values {
             location_strategy: t("location_strategy"),
             alert_locations: t("alert_locations"),
             public: on("public"),
+            slo_objective: t("slo_objective"),
+            slo_window_days: t("slo_window_days"),
+            slo_alerts: on("slo_alerts"),
             assertions: assertions.into_iter().take(last).collect(),
         }
     }
@@ -317,6 +327,35 @@ impl Values {
                 .map_or_else(|_| json!(quorum), |n| json!(n));
             o.insert("alert_locations".into(), v);
         }
+        let objective = self.slo_objective.trim().trim_end_matches('%').trim();
+        if objective.is_empty() {
+            o.insert("slo".into(), Value::Null);
+        } else {
+            match objective.parse::<f64>() {
+                Ok(pct) if pct.is_finite() => {
+                    let mut slo = Map::new();
+                    slo.insert("objective".into(), json!(pct));
+                    let days = self.slo_window_days.trim();
+                    if !days.is_empty() {
+                        match days.parse::<u32>() {
+                            Ok(d) => {
+                                slo.insert("window_days".into(), json!(d));
+                            }
+                            Err(_) => errors.push(ValidationError {
+                                field: "slo.window_days".into(),
+                                message: "must be a whole number".into(),
+                            }),
+                        }
+                    }
+                    o.insert("slo".into(), Value::Object(slo));
+                }
+                _ => errors.push(ValidationError {
+                    field: "slo.objective".into(),
+                    message: "must be a percentage, e.g. 99.9".into(),
+                }),
+            }
+        }
+        o.insert("slo_alerts".into(), json!(self.slo_alerts));
         if let Some(secret) = webhook_secret.filter(|s| !s.trim().is_empty()) {
             o.insert("webhook_secret".into(), json!(secret));
         }
@@ -367,7 +406,11 @@ pub fn error_key(field: &str, rows: &[usize]) -> String {
         }
         return "assertions".into();
     }
-    field.to_string()
+    match field {
+        "slo" | "slo.objective" => "slo_objective".into(),
+        "slo.window_days" => "slo_window_days".into(),
+        _ => field.to_string(),
+    }
 }
 
 #[derive(Template)]
@@ -464,6 +507,9 @@ impl FormPage {
             "locations",
             "location_strategy",
             "alert_locations",
+            "slo_objective",
+            "slo_window_days",
+            "slo_alerts",
         ];
         let mut out: Vec<(String, String)> = self
             .errors
@@ -767,11 +813,28 @@ mod tests {
     }
 
     #[test]
+    fn an_slo_out_of_range_is_named_by_the_core_rules_and_shown_by_its_input() {
+        let v = Values::from_form(&form(&[
+            ("name", "x"),
+            ("url", "https://x.example/"),
+            ("slo_objective", "100"),
+        ]));
+        let (input, rows) = v.input(None).unwrap();
+        let e = input.create(Default::default()).unwrap_err();
+        assert_eq!(error_key(&e.field, &rows), "slo_objective");
+        let v = Values::from_form(&form(&[("name", "x"), ("slo_objective", "lots")]));
+        let errors = v.input(None).unwrap_err();
+        assert_eq!(errors[0].field, "slo.objective");
+    }
+
+    #[test]
     fn an_error_goes_next_to_the_input_it_names() {
         assert_eq!(error_key("url", &[]), "url");
         assert_eq!(error_key("assertions[0].target", &[2]), "a2_target");
         assert_eq!(error_key("assertions[1]", &[0, 3]), "a3_source");
         assert_eq!(error_key("assertions", &[]), "assertions");
+        assert_eq!(error_key("slo.objective", &[]), "slo_objective");
+        assert_eq!(error_key("slo.window_days", &[]), "slo_window_days");
     }
 
     #[test]
@@ -782,6 +845,11 @@ mod tests {
         spec.headers.insert("X-A".into(), "1".into());
         spec.degraded_ms = Some(800);
         spec.public = true;
+        spec.slo = Some(pulse_core::slo::Slo {
+            objective: 99.5,
+            window_days: 7,
+        });
+        spec.slo_alerts = true;
         spec.assertions = vec![serde_json::from_value(
             json!({"source": "header", "property": "x-version", "comparison": "equals", "target": "7"}),
         )
@@ -812,6 +880,8 @@ mod tests {
             ("tls_expiry_days", &v.tls_expiry_days),
             ("locations", &v.locations),
             ("alert_locations", &v.alert_locations),
+            ("slo_objective", &v.slo_objective),
+            ("slo_window_days", &v.slo_window_days),
         ] {
             pairs.push((k.to_string(), val.clone()));
         }
@@ -820,6 +890,7 @@ mod tests {
             ("method", "GET"),
             ("location_strategy", "all"),
             ("public", "on"),
+            ("slo_alerts", "on"),
             ("tls_verify", "on"),
             ("a0_source", "header"),
             ("a0_property", "x-version"),

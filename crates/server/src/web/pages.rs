@@ -602,17 +602,16 @@ impl CheckPage {
         ));
         let slo = figures.slo.as_ref().map(|b| match b.remaining {
             Some(left) => format!(
-                "{} of the error budget left: {} failed runs of the {:.0} that a {} objective allows over {} days",
+                "{} of the error budget left: {} failed runs of the {:.0} that a {}% objective allows over {} days",
                 svg::percent(left.max(0.0)),
                 b.failed,
                 b.allowed,
-                svg::percent(b.target),
+                b.target,
                 b.window_days
             ),
             None => format!(
-                "a {} objective over {} days; no runs yet",
-                svg::percent(b.target),
-                b.window_days
+                "a {}% objective over {} days; no runs yet",
+                b.target, b.window_days
             ),
         });
         CheckPage {
@@ -1022,7 +1021,7 @@ mod tests {
             ],
             latency: vec![],
             slo: Some(super::super::reports::SloBudget {
-                target: 0.999,
+                target: 99.9,
                 window_days: 30,
                 failed: 5,
                 allowed: 10.0,
@@ -1059,7 +1058,7 @@ mod tests {
             html.contains("<span class=\"value\">75.0%</span>"),
             "{html}"
         );
-        assert!(html.contains("SLO: 50.0% of the error budget left: 5 failed runs of the 10 that a 99.90% objective allows over 30 days"), "{html}");
+        assert!(html.contains("SLO: 50.0% of the error budget left: 5 failed runs of the 10 that a 99.9% objective allows over 30 days"), "{html}");
         assert!(
             html.contains("Attempt 1 at 2026-11-28T11:59:00.000Z: code 503, 12 ms, status 503"),
             "{html}"

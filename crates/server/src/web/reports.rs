@@ -43,7 +43,7 @@ pub struct ListFigures {
 /// An error budget: how much of the allowed failures are left.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SloBudget {
-    /// The objective, e.g. 0.999.
+    /// The objective, a percentage (e.g. 99.9).
     pub target: f64,
     /// Over this many days.
     pub window_days: u32,
