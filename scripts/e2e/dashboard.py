@@ -190,6 +190,8 @@ def run(args):
         f.go("/status")
         f.must_see("Shop API", "All systems operational")
         f.must_not_see("Orders API", target, "/json/degraded", "/ok")
+        if page.locator(".service .mark.up").count() != 1:
+            raise AssertionError(f"Shop API is not marked up on /status:\n{f.text()}")
         f.shot("07-status")
         f.go("/")
         f.must_see("Sign in")

@@ -804,8 +804,23 @@ impl StatusPage {
     }
 }
 
+/// Most checks the status page shows.
+const STATUS_LIMIT: i64 = 1000;
+
 pub async fn status(State(state): State<WebState>) -> Result<Response, WebError> {
-    let checks = state.overview.public_checks().await?;
+    let mut checks: Vec<PublicCheck> = state
+        .app
+        .checks
+        .page(&CheckFilter {
+            public: Some(true),
+            limit: STATUS_LIMIT,
+            ..Default::default()
+        })
+        .await?
+        .iter()
+        .map(PublicCheck::of)
+        .collect();
+    checks.sort_by_key(|c| (c.name.to_lowercase(), c.id));
     let ids: Vec<(Uuid, DateTime<Utc>)> = checks.iter().map(|c| (c.id, c.created_at)).collect();
     let names: HashMap<Uuid, String> = checks.iter().map(|c| (c.id, c.name.clone())).collect();
     let (figures, incidents) = tokio::join!(

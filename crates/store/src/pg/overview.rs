@@ -1,8 +1,8 @@
 //! What the dashboard reads beyond one check: how far behind the scheduler
-//! is, and the public status page's checks (names and states only).
+//! is; and what the public status page may show of a check.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::Result;
@@ -12,9 +12,9 @@ pub struct OverviewStore {
     pool: PgPool,
 }
 
-/// A check as the public status page may show it: no URL, headers, body
-/// or error is even read.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+/// A check as the public status page may show it: its name and state, no
+/// URL, header, body or error (the page gets only this).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicCheck {
     pub id: Uuid,
     pub name: String,
@@ -24,6 +24,23 @@ pub struct PublicCheck {
     pub last_run_at: Option<DateTime<Utc>>,
     pub incident_open: bool,
     pub created_at: DateTime<Utc>,
+}
+
+impl PublicCheck {
+    pub fn of(c: &pulse_core::Check) -> PublicCheck {
+        PublicCheck {
+            id: c.id,
+            name: c.spec.name.clone(),
+            enabled: c.spec.enabled,
+            last_status: c
+                .last_status
+                .map_or("unknown", pulse_core::RunStatus::as_str)
+                .to_string(),
+            last_run_at: c.last_run_at,
+            incident_open: c.incident_open,
+            created_at: c.created_at,
+        }
+    }
 }
 
 impl OverviewStore {
@@ -43,15 +60,5 @@ impl OverviewStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(lag.map_or(0, |ms| ms.max(0.0) as i64))
-    }
-
-    /// Every live check marked `public`, by name.
-    pub async fn public_checks(&self) -> Result<Vec<PublicCheck>> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, enabled, last_status, last_run_at, incident_open, created_at FROM checks \
-             WHERE public AND deleted_at IS NULL ORDER BY lower(name), id",
-        )
-        .fetch_all(&self.pool)
-        .await?)
     }
 }
