@@ -1,4 +1,4 @@
-.PHONY: build build-worker run run-worker test script-tests chdb-check dev bench bench-reports soak lint fmt clean compose-check
+.PHONY: build build-worker run run-worker test script-tests chdb-check dev bench bench-reports soak lint fmt clean compose-check screenshots
 
 # Release binaries in target/release/.
 build:
@@ -18,9 +18,12 @@ run-worker:
 # test suite against throwaway Postgres, Redis and ClickHouse (installed when
 # missing). The suite includes the current-ClickHouse check: pulse-store's
 # `every_clickhouse_statement_answers_alike...` test runs
-# scripts/chdb-check.py, which installs chdb-core from PyPI when missing.
+# scripts/chdb-check.py, which installs chdb-core from PyPI when missing;
+# and the dashboard's browser test (crates/server/tests/browser.rs), whose
+# chromium and playwright scripts/browser-deps.sh installs when missing.
 test: lint compose-check script-tests
 	cargo build --bins
+	scripts/browser-deps.sh
 	scripts/with-services.sh cargo test --workspace --all-targets
 
 # The end-to-end benchmark (release build); see crates/bench/src/main.rs for
@@ -58,6 +61,13 @@ fmt:
 # The scripts' own tests (scripts/tests/*.sh), a few seconds.
 script-tests:
 	@for t in scripts/tests/*.sh; do echo "== $$t"; bash "$$t" || exit 1; done
+
+# The dashboard's browser flow alone (headless chromium, a few seconds once
+# built): every step's screenshot at desktop and phone widths in
+# target/screenshots/. Part of `make test` too.
+screenshots:
+	scripts/browser-deps.sh
+	scripts/with-services.sh cargo test -p pulse-server --test browser -- --nocapture
 
 # Only the current-ClickHouse check (chdb-core against ClickHouse 18.16).
 chdb-check:

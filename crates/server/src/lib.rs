@@ -1,5 +1,5 @@
-//! The Pulse server: the REST API for checks and the scheduler that queues
-//! due runs. `Application::build` connects and binds (port 0 in tests);
+//! The Pulse server: the REST API for checks, the dashboard, and the
+//! scheduler that queues due runs. `Application::build` connects and binds (port 0 in tests);
 //! `Application::run` serves until the shutdown token fires.
 
 pub mod api;
@@ -7,6 +7,7 @@ pub mod http;
 pub mod scheduler;
 pub mod settings;
 pub mod slo;
+pub mod web;
 
 use std::net::SocketAddr;
 
@@ -73,16 +74,15 @@ impl Application {
                 shutdown.clone(),
             ))
         });
-        let app = api::router(
-            api::AppState::new(
-                &self.services,
-                self.settings.auth_required,
-                self.settings.limits,
-                metrics,
-                self.settings.target_policy,
-            ),
-            self.settings.metrics_need_key,
+        let state = api::AppState::new(
+            &self.services,
+            self.settings.auth_required,
+            self.settings.limits,
+            metrics,
+            self.settings.target_policy,
         );
+        let api = api::router(state.clone(), self.settings.metrics_need_key);
+        let app = web::app(api, web::router(web::WebState::new(state)));
         http::serve(self.listener, app, self.settings.http, shutdown).await;
         if let Some(handle) = scheduler {
             let _ = handle.await;

@@ -129,6 +129,20 @@ pub struct BurnRow {
     pub down: Vec<u64>,
 }
 
+/// One check's runs up, degraded and down per hour that had runs (the
+/// dashboard's list bars): four arrays, index-aligned.
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct StatusHours {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub check_id: Uuid,
+    /// Each hour's start, epoch seconds.
+    pub hours: Vec<u32>,
+    pub success: Vec<u64>,
+    pub degraded: Vec<u64>,
+    /// `fail`, `timeout` and `error` runs.
+    pub down: Vec<u64>,
+}
+
 /// Which runs a report reads.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
@@ -217,6 +231,13 @@ impl ResultsStore {
         Ok(sql::series(&self.client, check, location, range, bucket)
             .fetch_all()
             .await?)
+    }
+
+    /// Every check's runs by status per hour over `range` (whole hours),
+    /// one row per check with runs, from the time-ordered hourly rollup
+    /// `GET /stats` reads. The dashboard's list draws its bars from these.
+    pub async fn status_hours(&self, range: Range) -> Result<Vec<StatusHours>> {
+        Ok(sql::status_hours(&self.client, range).fetch_all().await?)
     }
 
     /// A check's minutes with runs in `range`, oldest first, and the last
@@ -561,6 +582,22 @@ mod sql {
             .bind(range.to as u32)
     }
 
+    pub(super) fn status_hours(client: &Client, range: Range) -> Query {
+        client
+            .query(&format!(
+                "SELECT check_id, groupArray(toUInt32(t)) AS hours, groupArray(success) AS success, \
+                    groupArray(degraded) AS degraded, groupArray(down) AS down \
+                 FROM (SELECT check_id, t, countIfMerge(n_success) AS success, \
+                        countIfMerge(n_degraded) AS degraded, \
+                        countIfMerge(n_fail) + countIfMerge(n_timeout) + countIfMerge(n_error) AS down \
+                     FROM {CHECKS_TABLE} WHERE t >= ? AND t < ? GROUP BY check_id, t \
+                     ORDER BY check_id, t) \
+                 GROUP BY check_id ORDER BY check_id"
+            ))
+            .bind(range.from as u32)
+            .bind(range.to as u32)
+    }
+
     /// Runs made and down per minute (and per check with `by_check`), from
     /// the minute table.
     fn per_minute(by_check: bool) -> String {
@@ -761,6 +798,7 @@ pub(crate) fn scenario_queries(c: &Client, database: &str, check: Uuid, now: i64
             sql::series(c, check, Some("eu-west"), hours, 86_400),
             true,
         ),
+        step("rollup_status_hours", sql::status_hours(c, hours), true),
         step("rollup_minutes", sql::minutes(c, check, None, week), true),
         step(
             "rollup_minute_before",

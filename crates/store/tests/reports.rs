@@ -342,3 +342,50 @@ async fn rollup_retention_drops_old_months_of_both_rollups() {
     assert!(figures(old_range.0, old_range.1).await.is_empty());
     assert!(!figures(f.from, f.from + 86_400).await.is_empty());
 }
+
+#[derive(Debug, Row, Deserialize, PartialEq)]
+struct RawHour {
+    hour: u32,
+    success: u64,
+    degraded: u64,
+    down: u64,
+}
+
+#[tokio::test]
+async fn status_hours_match_the_raw_runs_of_every_check() {
+    let f = fixture().await;
+    let range = Range {
+        from: f.from + 3600,
+        to: f.from + 7 * 3600,
+    };
+    let rows = f.store.status_hours(range).await.unwrap();
+    assert_eq!(rows.len(), CHECKS as usize);
+    for row in rows {
+        let raw: Vec<RawHour> = f
+            .raw
+            .query(
+                "SELECT toUInt32(intDiv(toUInt32(run_at), 3600) * 3600) AS hour, \
+                 countIf(status = 'success'), countIf(status = 'degraded'), \
+                 countIf(status IN ('fail', 'timeout', 'error')) FROM check_runs \
+                 WHERE check_id = ? AND run_at >= toDateTime(?) AND run_at < toDateTime(?) \
+                 GROUP BY hour ORDER BY hour",
+            )
+            .bind(row.check_id)
+            .bind(range.from as u32)
+            .bind(range.to as u32)
+            .fetch_all()
+            .await
+            .unwrap();
+        assert_eq!(raw.len(), 6, "six hours of runs");
+        let mut got: Vec<RawHour> = (0..row.hours.len())
+            .map(|i| RawHour {
+                hour: row.hours[i],
+                success: row.success[i],
+                degraded: row.degraded[i],
+                down: row.down[i],
+            })
+            .collect();
+        got.sort_by_key(|h| h.hour);
+        assert_eq!(got, raw, "{}", row.check_id);
+    }
+}

@@ -207,6 +207,7 @@ async fn list(
             name_contains: q.q.clone(),
             after,
             limit,
+            public: None,
         })
         .await?;
     let next = (checks.len() as i64 == limit)

@@ -6,7 +6,7 @@ mod error;
 mod health;
 pub mod locations;
 mod metrics;
-mod reports;
+pub mod reports;
 mod views;
 
 use std::sync::Arc;

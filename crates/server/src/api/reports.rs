@@ -82,7 +82,7 @@ struct IncidentsQuery {
 /// The range a query asks for, in epoch seconds: `window` (default 24h,
 /// ending now) or `from` and optional `to` (default now), at most 90 days.
 /// `from` is rounded down to its minute (or `align` seconds), `to` up.
-fn range(
+pub(crate) fn range(
     window: Option<&str>,
     from: Option<&str>,
     to: Option<&str>,
@@ -163,10 +163,10 @@ struct Runs {
 /// p50, p95, p99 in milliseconds (quantileTiming: exact below 1,024 ms,
 /// within 16 ms above).
 #[derive(Debug, Serialize)]
-struct Percentiles {
-    p50: f64,
-    p95: f64,
-    p99: f64,
+pub(crate) struct Percentiles {
+    pub(crate) p50: f64,
+    pub(crate) p95: f64,
+    pub(crate) p99: f64,
 }
 
 fn percentiles(q: &[f64], made: u64) -> Option<Percentiles> {
@@ -182,18 +182,18 @@ fn percentiles(q: &[f64], made: u64) -> Option<Percentiles> {
 
 /// The figures of a window, a bucket or a location.
 #[derive(Debug, Serialize)]
-struct Figures {
+pub(crate) struct Figures {
     runs: Runs,
     /// Runs up (`success`, `degraded`) over runs made; `null` without runs.
     availability: Option<f64>,
     /// Minutes up over minutes counted; `null` when none counted.
-    uptime: Option<f64>,
+    pub(crate) uptime: Option<f64>,
     uptime_minutes: UptimeMinutes,
     /// The whole run's latency; `null` without runs made.
-    latency_ms: Option<Percentiles>,
+    pub(crate) latency_ms: Option<Percentiles>,
     /// Each phase's latency: `dns_ms`, `connect_ms`, `tls_ms`, `ttfb_ms`,
     /// `download_ms` (0 for runs without that phase).
-    phases: serde_json::Map<String, serde_json::Value>,
+    pub(crate) phases: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -249,11 +249,11 @@ struct LocationFigures {
 }
 
 #[derive(Serialize)]
-struct SloView {
-    objective: f64,
-    window_days: u32,
+pub(crate) struct SloView {
+    pub(crate) objective: f64,
+    pub(crate) window_days: u32,
     /// Over the last `window_days` days, counted in runs.
-    error_budget: ErrorBudget,
+    pub(crate) error_budget: ErrorBudget,
     /// Burn rate over the last 5m, 30m, 1h, 6h and 3d (`null` without runs).
     burn_rates: serde_json::Map<String, serde_json::Value>,
 }
@@ -276,7 +276,7 @@ struct StatsView {
 }
 
 /// A check's uptime over `range` from its minutes.
-async fn check_uptime(
+pub(crate) async fn check_uptime(
     state: &AppState,
     id: Uuid,
     location: Option<&str>,
@@ -345,7 +345,7 @@ async fn stats(
     Ok(Json(view))
 }
 
-async fn slo_view(
+pub(crate) async fn slo_view(
     state: &AppState,
     id: Uuid,
     location: Option<&str>,
@@ -398,13 +398,13 @@ pub(crate) fn window_counts(r: &pulse_store::reports::BurnRow) -> WindowCounts {
 }
 
 #[derive(Serialize)]
-struct Bucket {
+pub(crate) struct Bucket {
     #[serde(serialize_with = "pulse_core::time::ms")]
-    start: DateTime<Utc>,
+    pub(crate) start: DateTime<Utc>,
     /// No run in this bucket.
-    empty: bool,
+    pub(crate) empty: bool,
     #[serde(flatten)]
-    figures: Figures,
+    pub(crate) figures: Figures,
 }
 
 #[derive(Serialize)]
@@ -449,31 +449,8 @@ async fn series(
     }
     let location = location(q.location.as_deref())?;
     let check = state.checks.get(id).await?;
-    let results = &state.services.results;
-    let rows = results.series(id, location, range, bucket).await?;
-    let (minutes, prior) = results.minutes(id, location, range).await?;
-    let minutes: Vec<MinuteRuns> = minutes.into_iter().map(Into::into).collect();
-    let prior = prior.and_then(|m| MinuteRuns::from(m).state());
-    let ups = uptime_buckets(
-        &minutes,
-        prior,
-        range.from,
-        range.to,
-        check.created_at.timestamp(),
-        bucket,
-    );
-    let mut rows = rows.into_iter().peekable();
-    let mut buckets = Vec::with_capacity(count as usize);
-    for (i, up) in ups.into_iter().enumerate() {
-        let start = range.from + i as i64 * bucket;
-        let key = start.to_string();
-        let row = rows.next_if(|r| r.key == key);
-        buckets.push(Bucket {
-            start: time(start),
-            empty: row.as_ref().is_none_or(|r| r.runs() == 0),
-            figures: figures(row.as_ref(), up),
-        });
-    }
+    let created = check.created_at.timestamp();
+    let buckets = series_buckets(&state, id, created, location, range, bucket).await?;
     Ok(Json(SeriesView {
         check_id: id,
         from: time(range.from),
@@ -485,17 +462,49 @@ async fn series(
     }))
 }
 
+/// A check's figures per bucket of `bucket` seconds over `range` (aligned
+/// to it): every bucket, empty ones included. `created` is the check's
+/// creation (epoch seconds): no minute before it counts.
+pub(crate) async fn series_buckets(
+    state: &AppState,
+    id: Uuid,
+    created: i64,
+    location: Option<&str>,
+    range: Range,
+    bucket: i64,
+) -> Result<Vec<Bucket>, ApiError> {
+    let results = &state.services.results;
+    let rows = results.series(id, location, range, bucket).await?;
+    let (minutes, prior) = results.minutes(id, location, range).await?;
+    let minutes: Vec<MinuteRuns> = minutes.into_iter().map(Into::into).collect();
+    let prior = prior.and_then(|m| MinuteRuns::from(m).state());
+    let ups = uptime_buckets(&minutes, prior, range.from, range.to, created, bucket);
+    let mut rows = rows.into_iter().peekable();
+    let mut buckets = Vec::with_capacity(ups.len());
+    for (i, up) in ups.into_iter().enumerate() {
+        let start = range.from + i as i64 * bucket;
+        let key = start.to_string();
+        let row = rows.next_if(|r| r.key == key);
+        buckets.push(Bucket {
+            start: time(start),
+            empty: row.as_ref().is_none_or(|r| r.runs() == 0),
+            figures: figures(row.as_ref(), up),
+        });
+    }
+    Ok(buckets)
+}
+
 #[derive(Serialize)]
-struct CheckStats {
-    check_id: Uuid,
+pub(crate) struct CheckStats {
+    pub(crate) check_id: Uuid,
     name: String,
     last_status: String,
     runs: u64,
     availability: Option<f64>,
     /// Minutes with runs that had no failed run, over minutes with runs
     /// (each minute with runs weighs the same; see the README).
-    uptime: Option<f64>,
-    p95_ms: Option<f64>,
+    pub(crate) uptime: Option<f64>,
+    pub(crate) p95_ms: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -507,19 +516,12 @@ struct AllStatsView {
     checks: Vec<CheckStats>,
 }
 
-async fn all_stats(
-    State(state): State<AppState>,
-    q: Result<Query<AllStatsQuery>, QueryRejection>,
-) -> Result<Json<AllStatsView>, ApiError> {
-    let Query(q) = q?;
-    // Whole hours: read from the time-ordered hourly rollup.
-    let range = range(
-        q.window.as_deref(),
-        q.from.as_deref(),
-        q.to.as_deref(),
-        Utc::now(),
-        3600,
-    )?;
+/// Every check's figures over `range` (whole hours), as `GET /stats`
+/// answers them.
+pub(crate) async fn every_check(
+    state: &AppState,
+    range: Range,
+) -> Result<Vec<CheckStats>, ApiError> {
     let store = IncidentStore::new(state.services.pool.clone());
     let (checks, rows) = tokio::try_join!(
         async { store.check_summaries().await.map_err(ApiError::from) },
@@ -534,7 +536,7 @@ async fn all_stats(
     )?;
     let rows: std::collections::HashMap<&str, &Aggregate> =
         rows.iter().map(|a| (a.key.as_str(), a)).collect();
-    let checks = checks
+    Ok(checks
         .into_iter()
         .map(|c| {
             let a = rows.get(c.id.to_string().as_str()).copied();
@@ -555,7 +557,23 @@ async fn all_stats(
                     .map(|p| p.p95),
             }
         })
-        .collect();
+        .collect())
+}
+
+async fn all_stats(
+    State(state): State<AppState>,
+    q: Result<Query<AllStatsQuery>, QueryRejection>,
+) -> Result<Json<AllStatsView>, ApiError> {
+    let Query(q) = q?;
+    // Whole hours: read from the time-ordered hourly rollup.
+    let range = range(
+        q.window.as_deref(),
+        q.from.as_deref(),
+        q.to.as_deref(),
+        Utc::now(),
+        3600,
+    )?;
+    let checks = every_check(&state, range).await?;
     Ok(Json(AllStatsView {
         from: time(range.from),
         to: time(range.to),

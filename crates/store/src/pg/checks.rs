@@ -211,6 +211,9 @@ pub struct CheckFilter {
     pub status: Option<String>,
     /// A case-insensitive part of the name.
     pub name_contains: Option<String>,
+    /// Only the checks shown on the public status page (`true`), or only
+    /// the others.
+    pub public: Option<bool>,
     /// Start after this check (keyset paging by creation, then id).
     pub after: Option<(DateTime<Utc>, Uuid)>,
     pub limit: i64,
@@ -495,6 +498,7 @@ impl CheckStore {
              AND ($2::text IS NULL OR COALESCE(st.last_status, 'unknown') = $2) \
              AND ($3::text IS NULL OR c.name ILIKE $3) \
              AND ($4::timestamptz IS NULL OR (c.created_at, c.id) > ($4, $5)) \
+             AND ($7::bool IS NULL OR c.public = $7) \
              ORDER BY c.created_at, c.id LIMIT $6"
         ))
         .bind(f.enabled)
@@ -503,6 +507,7 @@ impl CheckStore {
         .bind(after_ts)
         .bind(after_id)
         .bind(f.limit)
+        .bind(f.public)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())

@@ -5,6 +5,8 @@ pub mod api_keys;
 pub mod checks;
 pub mod incidents;
 pub mod outbox;
+pub mod overview;
+pub mod sessions;
 
 use std::time::Duration;
 
