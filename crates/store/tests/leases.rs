@@ -500,3 +500,41 @@ async fn the_results_outbox_reaches_clickhouse_exactly_once_even_after_a_crash()
 fn here() -> Vec<String> {
     vec!["default".to_string()]
 }
+
+#[tokio::test]
+async fn a_batch_holding_the_old_and_the_new_lease_of_a_slot_records_it_once() {
+    // A run that outlived its lease and its re-run finish in one batch (a
+    // slow worker took the re-queued job too): one state write, one result.
+    let store = store().await;
+    let id = check(&store, 1).await;
+    let first = store.claim_due(100, 0, &here()).await.unwrap();
+    sqlx::query(
+        "UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' \
+         WHERE check_id = $1",
+    )
+    .bind(id)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let again = store.reclaim_expired(100, 0, &here()).await.unwrap();
+    let mut late = finish(&first[0]);
+    late.alert = Some(pulse_store::pg::checks::NewAlert {
+        id: uuid::Uuid::new_v4(),
+        kind: pulse_core::AlertKind::Failure,
+        payload: serde_json::json!({}),
+        webhook_url: None,
+    });
+    let written = store
+        .finish_batch(&[late, finish(&again[0])], "w", "default")
+        .await
+        .unwrap();
+    assert_eq!(written, vec![id]);
+    let outbox = pulse_store::pg::outbox::ResultOutbox::new(store.pool().clone());
+    assert_eq!(outbox.len().await.unwrap(), 1, "one result for the slot");
+    let alerts: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts WHERE check_id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(alerts, 0, "the stale run's alert is not recorded");
+}

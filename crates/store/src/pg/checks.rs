@@ -962,10 +962,10 @@ async fn finish_in(
             FROM input i, checks c \
             WHERE s.check_id = i.id AND s.location = $22 AND s.lease_token = i.token \
               AND c.id = s.check_id AND c.deleted_at IS NULL \
-            RETURNING s.check_id AS id), \
+            RETURNING s.check_id AS id, i.token), \
          incident AS ( \
             UPDATE checks c SET incident_open = i.open, degraded_open = i.degraded_open \
-            FROM input i JOIN upd ON upd.id = i.id \
+            FROM input i JOIN upd ON upd.id = i.id AND upd.token = i.token \
             WHERE c.id = i.id \
               AND (c.incident_open <> i.open OR c.degraded_open <> i.degraded_open)), \
          ins AS ( \
@@ -973,7 +973,7 @@ async fn finish_in(
                 webhook_url, delivery_state) \
             SELECT i.alert_id, i.id, i.alert_kind, i.status, i.error, i.fails, i.payload, \
                 i.webhook_url, CASE WHEN i.webhook_url IS NULL THEN 'skipped' ELSE 'pending' END \
-            FROM input i JOIN upd ON upd.id = i.id WHERE i.alert_kind IS NOT NULL), \
+            FROM input i JOIN upd ON upd.id = i.id AND upd.token = i.token WHERE i.alert_kind IS NOT NULL), \
          res AS ( \
             INSERT INTO run_result_batches (ids, check_ids, run_at, scheduled_at_ms, status, \
                 failure_reason, latency_ms, status_code, error, worker, attempts, details, \
@@ -983,7 +983,7 @@ async fn finish_in(
                 array_agg(i.latency), array_agg(COALESCE(i.code, 0)), array_agg(i.error), \
                 array_agg($18::text), array_agg(i.attempts), array_agg(i.details), \
                 array_agg($22::text) \
-            FROM input i JOIN upd ON upd.id = i.id HAVING count(*) > 0) \
+            FROM input i JOIN upd ON upd.id = i.id AND upd.token = i.token HAVING count(*) > 0) \
          SELECT id FROM upd",
     )
     .bind(ids)
