@@ -102,14 +102,6 @@ impl Aggregate {
     }
 }
 
-/// A check's minutes with a run made and with a failed run.
-#[derive(Debug, Clone, Row, Deserialize)]
-struct CheckMinutes {
-    key: String,
-    made: u64,
-    down: u64,
-}
-
 /// Runs made and failed in one minute.
 #[derive(Debug, Clone, Copy, PartialEq, Row, Deserialize)]
 pub struct MinuteRow {
@@ -208,25 +200,8 @@ impl ResultsStore {
     pub async fn all_checks(&self, range: Range) -> Result<Vec<Aggregate>> {
         let from = range.from.div_euclid(3600) * 3600;
         let to = (range.to + 3599).div_euclid(3600) * 3600;
-        // Two statements side by side: the minute sets need a step per hour
-        // that the percentiles would pay for too.
-        let (rows, minutes) = tokio::try_join!(
-            sql::all_checks(&self.client, from, to).fetch_all::<Aggregate>(),
-            sql::all_checks_minutes(&self.client, from, to).fetch_all::<CheckMinutes>(),
-        )?;
-        let minutes: std::collections::HashMap<String, CheckMinutes> =
-            minutes.into_iter().map(|m| (m.key.clone(), m)).collect();
-        Ok(rows
-            .into_iter()
-            .filter(|a| a.runs() > 0)
-            .map(|mut a| {
-                if let Some(m) = minutes.get(&a.key) {
-                    a.minutes_made = m.made;
-                    a.minutes_down = m.down;
-                }
-                a
-            })
-            .collect())
+        let rows: Vec<Aggregate> = sql::all_checks(&self.client, from, to).fetch_all().await?;
+        Ok(rows.into_iter().filter(|a| a.runs() > 0).collect())
     }
 
     /// A check's figures per bucket of `bucket` seconds over `range` (both
@@ -396,12 +371,17 @@ mod sql {
         ))
     }
 
-    /// Every check's counts and latency percentiles over whole hours
-    /// `[from, to)` (minutes 0: see [`all_checks_minutes`]).
+    /// Every check's figures over whole hours `[from, to)`: each hour's
+    /// minute sets counted first (at most 60), then the hours added up.
     pub(super) fn all_checks(client: &Client, from: i64, to: i64) -> Query {
-        let counts = STATUSES
+        let inner_counts = STATUSES
             .iter()
             .map(|s| format!("countIfMerge(n_{s}) AS {s}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let outer_counts = STATUSES
+            .iter()
+            .map(|s| format!("sum({s}) AS {s}"))
             .collect::<Vec<_>>()
             .join(", ");
         let phases = LATENCIES[1..]
@@ -411,24 +391,12 @@ mod sql {
             .join(", ");
         client
             .query(&format!(
-                "SELECT toString(check_id) AS key, {counts}, \
-                    arrayMap(x -> toFloat64(x), quantilesTimingIfMerge({LEVELS})(q_latency_ms)) \
-                        AS latency_ms, \
-                    {phases}, toUInt64(0) AS minutes_made, toUInt64(0) AS minutes_down \
-                 FROM {CHECKS_TABLE} WHERE t >= ? AND t < ? GROUP BY key ORDER BY key"
-            ))
-            .bind(from as u32)
-            .bind(to as u32)
-    }
-
-    /// Every check's minutes with a run made and with a failed run over
-    /// whole hours `[from, to)`: each hour's sets counted (at most 60),
-    /// then the hours added up.
-    pub(super) fn all_checks_minutes(client: &Client, from: i64, to: i64) -> Query {
-        client
-            .query(&format!(
-                "SELECT toString(check_id) AS key, sum(made) AS made, sum(down) AS down \
-                 FROM (SELECT check_id, t, uniqUpToIfMerge(60)(minutes_made) AS made, \
+                "SELECT toString(check_id) AS key, {outer_counts}, \
+                    arrayMap(x -> toFloat64(x), quantilesTimingIfMerge({LEVELS})(q)) AS latency_ms, \
+                    {phases}, sum(made) AS minutes_made, sum(down) AS minutes_down \
+                 FROM (SELECT check_id, t, {inner_counts}, \
+                        quantilesTimingIfMergeState({LEVELS})(q_latency_ms) AS q, \
+                        uniqUpToIfMerge(60)(minutes_made) AS made, \
                         uniqUpToIfMerge(60)(minutes_down) AS down \
                      FROM {CHECKS_TABLE} WHERE t >= ? AND t < ? GROUP BY check_id, t) \
                  GROUP BY key ORDER BY key"
@@ -784,11 +752,6 @@ pub(crate) fn scenario_queries(c: &Client, database: &str, check: Uuid, now: i64
             true,
         ),
         step(
-            "rollup_all_checks_minutes",
-            sql::all_checks_minutes(c, day.from.div_euclid(3600) * 3600, day.to),
-            true,
-        ),
-        step(
             "rollup_series_minutes",
             sql::series(c, check, None, day, 300),
             true,
@@ -849,11 +812,6 @@ pub(crate) fn scenario_generated(c: &Client, now: i64) -> Vec<Step> {
         step(
             "generated_all_checks",
             sql::all_checks(c, from, from + 86_400),
-            true,
-        ),
-        step(
-            "generated_all_checks_minutes",
-            sql::all_checks_minutes(c, from, from + 86_400),
             true,
         ),
         step(
