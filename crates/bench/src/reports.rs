@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use pulse_store::reports::{generated_check_id, HOUR_TABLE, MINUTE_TABLE};
+use pulse_store::reports::{generated_check_id, CHECKS_TABLE, HOUR_TABLE, MINUTE_TABLE};
 use pulse_store::{ClickHouseDsn, ResultsStore};
 
 use crate::run::{bin, free_port, spawn, terminate, wait_ready, Services};
@@ -207,7 +207,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         .query(&format!(
             "SELECT table, sum(rows), sum(bytes), count() FROM system.parts \
              WHERE database = currentDatabase() AND active \
-             AND table IN ('check_runs', '{MINUTE_TABLE}', '{HOUR_TABLE}') \
+             AND table IN ('check_runs', '{MINUTE_TABLE}', '{HOUR_TABLE}', '{CHECKS_TABLE}') \
              GROUP BY table ORDER BY table"
         ))
         .fetch_all()
