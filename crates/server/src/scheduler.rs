@@ -122,12 +122,13 @@ pub async fn tick(
 ) -> pulse_store::Result<usize> {
     let mut queued = 0;
     store.release_idle_leases().await?;
-    let now = seen.now(&queue.presence().await?, settings.stale_after);
+    let workers = queue.presence().await?;
+    let now = seen.now(&workers, settings.stale_after);
     // A lost worker's runs go back to its location's queue while the
     // location has another worker; otherwise they wait for their leases to
     // expire and are recorded missed with the location.
     let lost: Vec<(uuid::Uuid, uuid::Uuid)> = queue
-        .take_lost_jobs()
+        .take_lost_jobs(&workers.lost)
         .await?
         .iter()
         .filter_map(|raw| pulse_core::Job::decode(raw))

@@ -1,6 +1,8 @@
 //! The REST API against real Postgres, Redis and ClickHouse: every route,
 //! and every kind of bad input answered with a 4xx naming the field.
 
+mod common;
+
 use pulse_runtime::process::{ServiceSettings, Services};
 use pulse_server::{Application, Settings};
 use pulse_store::pg::api_keys::ApiKeyStore;
@@ -24,30 +26,12 @@ impl TestApp {
     }
 
     async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-        let env = TestEnv::new().await;
-        let services = ServiceSettings::new(
-            &env.database_url,
-            &env.redis_url,
-            &env.clickhouse_dsn,
-            &env.redis_prefix,
-        )
-        .unwrap();
-        let mut settings = Settings::with_services(services);
-        settings.scheduler_enabled = false;
-        tweak(&mut settings);
-        let stop = CancellationToken::new();
-        let app = Application::build(settings, &stop).await.unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let key = ApiKeyStore::new(app.services().pool.clone())
-            .create("tests")
-            .await
-            .unwrap();
-        tokio::spawn(app.run(stop.clone()));
+        let app = common::start(tweak).await;
         TestApp {
-            base,
-            http: keyed_client(&key),
-            database_url: env.database_url,
-            _stop: stop.drop_guard(),
+            base: app.base,
+            http: keyed_client(&app.key),
+            database_url: app.database_url,
+            _stop: app.stop,
         }
     }
 

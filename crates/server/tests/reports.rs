@@ -3,16 +3,15 @@
 //! check's stats, incidents opened and closed by alerts, SLO budgets and
 //! burn alerts, and bad input answered with a 4xx naming the field.
 
+mod common;
+
 use chrono::{DateTime, Duration, Utc};
-use pulse_runtime::process::{ServiceSettings, Services};
-use pulse_server::{Application, Settings};
-use pulse_store::pg::api_keys::ApiKeyStore;
+use pulse_runtime::process::Services;
 use pulse_store::pg::incidents::IncidentStore;
 use pulse_store::RunRow;
-use pulse_testkit::{keyed_client, TestEnv};
+use pulse_testkit::keyed_client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 struct TestApp {
@@ -24,30 +23,12 @@ struct TestApp {
 
 impl TestApp {
     async fn spawn() -> TestApp {
-        let env = TestEnv::new().await;
-        let services = ServiceSettings::new(
-            &env.database_url,
-            &env.redis_url,
-            &env.clickhouse_dsn,
-            &env.redis_prefix,
-        )
-        .unwrap();
-        let mut settings = Settings::with_services(services);
-        settings.scheduler_enabled = false;
-        let stop = CancellationToken::new();
-        let app = Application::build(settings, &stop).await.unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let services = app.services().clone();
-        let key = ApiKeyStore::new(services.pool.clone())
-            .create("tests")
-            .await
-            .unwrap();
-        tokio::spawn(app.run(stop.clone()));
+        let app = common::start(|_| {}).await;
         TestApp {
-            base,
-            http: keyed_client(&key),
-            services,
-            _stop: stop.drop_guard(),
+            base: app.base,
+            http: keyed_client(&app.key),
+            services: app.services,
+            _stop: app.stop,
         }
     }
 

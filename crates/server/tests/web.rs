@@ -5,14 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use pulse_runtime::process::ServiceSettings;
-use pulse_server::{Application, Settings};
+mod common;
+
 use pulse_store::pg::api_keys::ApiKeyStore;
-use pulse_testkit::{keyed_client, TestEnv};
+use pulse_testkit::keyed_client;
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 struct Dash {
     base: String,
@@ -42,24 +41,13 @@ fn csrf_of(html: &str) -> String {
 
 impl Dash {
     async fn spawn() -> Dash {
-        let env = TestEnv::new().await;
-        let services = ServiceSettings::new(
-            &env.database_url,
-            &env.redis_url,
-            &env.clickhouse_dsn,
-            &env.redis_prefix,
-        )
-        .unwrap();
-        let mut settings = Settings::with_services(services);
-        settings.scheduler_enabled = false;
-        let stop = CancellationToken::new();
-        let app = Application::build(settings, &stop).await.unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let pool = app.services().pool.clone();
-        let results = app.services().results.clone();
+        let app = common::start(|_| {}).await;
+        let base = app.base;
+        let pool = app.services.pool.clone();
+        let results = app.services.results.clone();
         let keys = ApiKeyStore::new(pool.clone());
-        let key = keys.create("dash-tests").await.unwrap();
-        tokio::spawn(app.run(stop.clone()));
+        let key = app.key;
+        let stop = app.stop;
         Dash {
             base,
             http: reqwest::Client::builder()
@@ -71,7 +59,7 @@ impl Dash {
             keys,
             pool,
             results,
-            _stop: stop.drop_guard(),
+            _stop: stop,
         }
     }
 

@@ -134,21 +134,24 @@ impl Queue {
                 .collect();
             redis::cmd("MGET").arg(keys).query_async(&mut conn).await?
         };
-        let alive = workers
-            .into_iter()
-            .zip(beats)
-            .filter_map(|(worker, beat)| {
-                let beat: Heartbeat = serde_json::from_str(&beat?).unwrap_or_default();
-                Some(LiveWorker {
-                    worker,
-                    location: beat.location,
-                    lag_p99_ms: beat.lag_p99_ms,
-                })
-            })
-            .collect();
+        let mut alive = Vec::new();
+        let mut lost = Vec::new();
+        for (worker, beat) in workers.into_iter().zip(beats) {
+            match beat {
+                Some(beat) => {
+                    let beat: Heartbeat = serde_json::from_str(&beat).unwrap_or_default();
+                    alive.push(LiveWorker {
+                        worker,
+                        location: beat.location,
+                        lag_p99_ms: beat.lag_p99_ms,
+                    });
+                }
+                None => lost.push(worker),
+            }
+        }
         let seen: std::collections::HashMap<String, i64> =
             conn.hgetall(format!("{prefix}:locations")).await?;
-        Ok(Presence { alive, seen })
+        Ok(Presence { alive, lost, seen })
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -157,15 +160,14 @@ impl Queue {
         Ok(())
     }
 
-    /// Takes the jobs held by workers whose heartbeat expired: for each,
-    /// one script (`lua/take_lost.lua`) reads and deletes its landing list
+    /// Takes the jobs held by these workers (those [`Presence::lost`]
+    /// names) if their heartbeat is still expired: for each, one script (`lua/take_lost.lua`) reads and deletes its landing list
     /// and held set and deregisters it, atomically (so one scheduler gets
     /// them). The caller re-leases the jobs; if it dies first, their leases
     /// expire as usual.
-    pub async fn take_lost_jobs(&self) -> Result<Vec<String>> {
+    pub async fn take_lost_jobs(&self, workers: &[String]) -> Result<Vec<String>> {
         let mut conn = self.conn.clone();
         let prefix = &self.prefix;
-        let workers: Vec<String> = conn.smembers(format!("{prefix}:workers")).await?;
         let script = redis::Script::new(TAKE_LOST);
         let mut jobs = Vec::new();
         for worker in workers {
@@ -174,11 +176,11 @@ impl Queue {
                 .key(format!("{prefix}:processing:{worker}"))
                 .key(format!("{prefix}:held:{worker}"))
                 .key(format!("{prefix}:workers"))
-                .arg(&worker)
+                .arg(worker)
                 .invoke_async(&mut conn)
                 .await?;
             let Some(held) = held else {
-                continue; // alive
+                continue; // alive again
             };
             tracing::info!(worker, jobs = held.len(), "worker lost; taking its jobs");
             jobs.extend(held);
@@ -395,6 +397,8 @@ pub struct LiveWorker {
 #[derive(Debug, Clone, Default)]
 pub struct Presence {
     pub alive: Vec<LiveWorker>,
+    /// Workers still registered whose heartbeat has expired.
+    pub lost: Vec<String>,
     /// Every location ever served, with its last heartbeat (epoch ms).
     pub seen: std::collections::HashMap<String, i64>,
 }

@@ -84,8 +84,8 @@ impl Finisher {
                 Done::Skip { raw } => raws.push(raw),
             }
         }
-        let (written, ran) = self.write(ran).await;
-        let written: std::collections::HashSet<Uuid> = written.into_iter().collect();
+        let written: std::collections::HashSet<Uuid> =
+            self.write(&mut ran).await.into_iter().collect();
         let mut alerts = false;
         for f in &ran {
             if !written.contains(&f.check_id) {
@@ -122,26 +122,25 @@ impl Finisher {
     /// the slots are re-queued. Runs of checks with several locations have
     /// their incident decided again from every location's streak, under
     /// the check's lock (see [`CheckStore::finish_batch_with`]). Returns the
-    /// checks written and the runs as written.
-    async fn write(&self, finishes: Vec<Finish>) -> (Vec<Uuid>, Vec<Finish>) {
-        let quorum: Vec<Uuid> = finishes
-            .iter()
-            .filter(|f| f.quorum.is_some())
-            .map(|f| f.check_id)
-            .collect();
+    /// checks written.
+    async fn write(&self, finishes: &mut [Finish]) -> Vec<Uuid> {
         let live = self.live.get();
         for attempt in 1..=3 {
-            let runs = finishes.clone();
-            let decided = self
+            let written = self
                 .checks
-                .finish_batch_with(&quorum, &self.worker_id, &self.location, |snapshot| {
-                    runs.into_iter()
-                        .map(|f| crate::runner::decide_quorum(f, snapshot, &live, &self.location))
-                        .collect()
-                })
+                .finish_batch_with(
+                    finishes,
+                    &self.worker_id,
+                    &self.location,
+                    |snapshot, runs| {
+                        for f in runs.iter_mut() {
+                            crate::runner::decide_quorum(f, snapshot, &live, &self.location);
+                        }
+                    },
+                )
                 .await;
-            match decided {
-                Ok(done) => return done,
+            match written {
+                Ok(ids) => return ids,
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, runs = finishes.len(), "state write failed");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
@@ -152,6 +151,6 @@ impl Finisher {
             runs = finishes.len(),
             "state write abandoned; slots will be re-run after lease expiry"
         );
-        (Vec::new(), finishes)
+        Vec::new()
     }
 }

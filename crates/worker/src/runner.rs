@@ -159,15 +159,10 @@ pub(crate) fn decide_run(
 /// A finished run of a check with several locations, its incident decided
 /// again from what the finisher read under the check's lock: the incident
 /// state and every other location's streak (`live`: the locations with a
-/// live worker; `own`: this worker's).
-pub(crate) fn decide_quorum(
-    f: Finish,
-    snapshot: &QuorumSnapshot,
-    live: &[String],
-    own: &str,
-) -> Finish {
+/// live worker; `own`: this worker's), set in place.
+pub(crate) fn decide_quorum(f: &mut Finish, snapshot: &QuorumSnapshot, live: &[String], own: &str) {
     let Some(job) = f.quorum.as_deref() else {
-        return f;
+        return;
     };
     let was = snapshot
         .incidents
@@ -187,8 +182,11 @@ pub(crate) fn decide_quorum(
                 .collect()
         })
         .unwrap_or_default();
+    // Only the incident flags of `f.state` change here, so deciding again
+    // (a retried write) gives the same answer.
     let (state, alert) = decide_run(job, &f.outcome, f.state, was, others);
-    Finish { state, alert, ..f }
+    f.state = state;
+    f.alert = alert;
 }
 
 /// Runs the request, and again up to `retries` times while it fails, with a

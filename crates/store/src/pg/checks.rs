@@ -693,8 +693,8 @@ impl CheckStore {
     /// a period after the re-run started. Returns how many slots were
     /// recorded missed.
     pub async fn skip_missed_slots(&self, limit: i64) -> Result<i64> {
-        let (missed,): (Option<i64>,) = sqlx::query_as(&format!(
-            "WITH due AS ( \
+        self.record_missed(
+            "due AS ( \
                 SELECT check_id, location, next_run_at AS old_next FROM check_schedules \
                 WHERE catching_up AND lease_token IS NULL AND active \
                 ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED), \
@@ -705,16 +705,13 @@ impl CheckStore {
                             COALESCE(s.last_run_at, now()) + make_interval(secs => s.period_seconds / 2.0)) \
                             - d.old_next)) / s.period_seconds)))::float8) \
                 FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
-                RETURNING s.check_id, s.location, d.old_next, s.next_run_at, s.period_seconds), \
-             {MISSED_INSERT} \
-             SELECT sum(n)::bigint FROM ins"
-        ))
-        .bind(limit)
-        .bind("worker_lost")
-        .bind("no request made: the worker running this check was lost")
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(missed.unwrap_or(0))
+                RETURNING s.check_id, s.location, d.old_next, s.next_run_at, s.period_seconds)",
+            limit,
+            "worker_lost",
+            "no request made: the worker running this check was lost",
+            None,
+        )
+        .await
     }
 
     /// The slots due in stale locations (no live worker for longer than
@@ -724,54 +721,75 @@ impl CheckStore {
     /// schedule goes on at the first slot after now. Returns how many
     /// slots were recorded missed.
     pub async fn miss_stale_slots(&self, limit: i64, now: &LocationsNow) -> Result<i64> {
-        let stale = "(location = ANY($4) OR ($5 AND location <> ALL($6)))";
-        let (leases,): (Option<i64>,) = sqlx::query_as(&format!(
-            "WITH due AS ( \
-                SELECT check_id, location, lease_slot FROM check_schedules \
-                WHERE lease_token IS NOT NULL AND lease_expires_at <= now() AND {stale} \
-                LIMIT $1 FOR UPDATE SKIP LOCKED), \
-             moved AS ( \
-                UPDATE check_schedules s SET lease_token = NULL, lease_slot = NULL, \
-                    lease_expires_at = NULL, catching_up = false \
-                FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
-                RETURNING s.check_id, s.location, d.lease_slot AS old_next, \
-                    d.lease_slot + make_interval(secs => s.period_seconds) AS next_run_at, \
-                    s.period_seconds), \
-             {MISSED_INSERT} \
-             SELECT sum(n)::bigint FROM ins"
-        ))
-        .bind(limit)
-        .bind("worker_lost")
-        .bind("no request made: the worker running this check was lost with its location")
-        .bind(&now.stale)
-        .bind(now.unknown_stale)
-        .bind(&now.known)
-        .fetch_one(&self.pool)
-        .await?;
-        let (slots,): (Option<i64>,) = sqlx::query_as(&format!(
-            "WITH due AS ( \
-                SELECT check_id, location, next_run_at AS old_next FROM check_schedules \
-                WHERE active AND lease_token IS NULL AND next_run_at <= now() AND {stale} \
-                ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED), \
-             moved AS ( \
-                UPDATE check_schedules s SET catching_up = false, \
-                    next_run_at = d.old_next + make_interval(secs => (s.period_seconds * \
-                        (floor(extract(epoch FROM (now() - d.old_next)) / s.period_seconds) + 1)) \
-                        ::float8) \
-                FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
-                RETURNING s.check_id, s.location, d.old_next, s.next_run_at, s.period_seconds), \
-             {MISSED_INSERT} \
-             SELECT sum(n)::bigint FROM ins"
-        ))
-        .bind(limit)
-        .bind("location_stale")
-        .bind("no request made: no worker is serving this location")
-        .bind(&now.stale)
-        .bind(now.unknown_stale)
-        .bind(&now.known)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(leases.unwrap_or(0) + slots.unwrap_or(0))
+        let leases = self
+            .record_missed(
+                "due AS ( \
+                    SELECT check_id, location, lease_slot FROM check_schedules \
+                    WHERE lease_token IS NOT NULL AND lease_expires_at <= now() AND {stale} \
+                    LIMIT $1 FOR UPDATE SKIP LOCKED), \
+                 moved AS ( \
+                    UPDATE check_schedules s SET lease_token = NULL, lease_slot = NULL, \
+                        lease_expires_at = NULL, catching_up = false \
+                    FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
+                    RETURNING s.check_id, s.location, d.lease_slot AS old_next, \
+                        d.lease_slot + make_interval(secs => s.period_seconds) AS next_run_at, \
+                        s.period_seconds)",
+                limit,
+                "worker_lost",
+                "no request made: the worker running this check was lost with its location",
+                Some(now),
+            )
+            .await?;
+        let slots = self
+            .record_missed(
+                "due AS ( \
+                    SELECT check_id, location, next_run_at AS old_next FROM check_schedules \
+                    WHERE active AND lease_token IS NULL AND next_run_at <= now() AND {stale} \
+                    ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED), \
+                 moved AS ( \
+                    UPDATE check_schedules s SET catching_up = false, \
+                        next_run_at = d.old_next + make_interval(secs => (s.period_seconds * \
+                            (floor(extract(epoch FROM (now() - d.old_next)) / s.period_seconds) \
+                            + 1))::float8) \
+                    FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
+                    RETURNING s.check_id, s.location, d.old_next, s.next_run_at, \
+                        s.period_seconds)",
+                limit,
+                "location_stale",
+                "no request made: no worker is serving this location",
+                Some(now),
+            )
+            .await?;
+        Ok(leases + slots)
+    }
+
+    /// Runs `WITH {ctes}, {MISSED_INSERT}`: `ctes` pick up to `$1` rows
+    /// (`due`) and move their schedule (`moved`); the slots moved past are
+    /// recorded `missed` with `reason` and `error`. With `stale`, `{stale}`
+    /// in `ctes` is the condition "in a stale location" (`$4` to `$6`).
+    /// Returns how many slots were recorded.
+    async fn record_missed(
+        &self,
+        ctes: &str,
+        limit: i64,
+        reason: &str,
+        error: &str,
+        stale: Option<&LocationsNow>,
+    ) -> Result<i64> {
+        let ctes = ctes.replace(
+            "{stale}",
+            "(location = ANY($4) OR ($5 AND location <> ALL($6)))",
+        );
+        let sql = format!("WITH {ctes}, {MISSED_INSERT} SELECT sum(n)::bigint FROM ins");
+        let mut query = sqlx::query_as(&sql).bind(limit).bind(reason).bind(error);
+        if let Some(now) = stale {
+            query = query
+                .bind(&now.stale)
+                .bind(now.unknown_stale)
+                .bind(&now.known);
+        }
+        let (missed,): (Option<i64>,) = query.fetch_one(&self.pool).await?;
+        Ok(missed.unwrap_or(0))
     }
 
     /// Records `tls_expiry` alerts, each only for a certificate (by check and
@@ -830,37 +848,41 @@ impl CheckStore {
         finish_in(&mut conn, runs, worker, location).await
     }
 
-    /// Like [`Self::finish_batch`], for runs whose incident depends on the
-    /// check's other locations (`quorum`: those checks): in one
+    /// Like [`Self::finish_batch`], when some runs' incident depends on
+    /// their check's other locations (those with `quorum`): in one
     /// transaction, locks those checks' rows (so their locations' finishes
     /// decide one after another), reads their incident state and every
-    /// location's streak, lets `build` decide the runs' state and alerts
-    /// from them, and writes the batch.
+    /// location's streak, lets `decide` set the runs' state and alerts from
+    /// them (in place; it may be called again on a retry), and writes the
+    /// batch. Without such runs it is [`Self::finish_batch`].
     pub async fn finish_batch_with(
         &self,
-        quorum: &[Uuid],
+        runs: &mut [Finish],
         worker: &str,
         location: &str,
-        build: impl FnOnce(&QuorumSnapshot) -> Vec<Finish>,
-    ) -> Result<(Vec<Uuid>, Vec<Finish>)> {
+        decide: impl FnOnce(&QuorumSnapshot, &mut [Finish]),
+    ) -> Result<Vec<Uuid>> {
+        let quorum: Vec<Uuid> = runs
+            .iter()
+            .filter(|f| f.quorum.is_some())
+            .map(|f| f.check_id)
+            .collect();
         if quorum.is_empty() {
-            let runs = build(&QuorumSnapshot::default());
-            let written = self.finish_batch(&runs, worker, location).await?;
-            return Ok((written, runs));
+            return self.finish_batch(runs, worker, location).await;
         }
         let mut tx = self.pool.begin().await?;
         let checks: Vec<(Uuid, bool, bool)> = sqlx::query_as(
             "SELECT id, incident_open, degraded_open FROM checks WHERE id = ANY($1) \
              ORDER BY id FOR NO KEY UPDATE",
         )
-        .bind(quorum)
+        .bind(&quorum)
         .fetch_all(&mut *tx)
         .await?;
         let streaks: Vec<(Uuid, String, i32, i32, Option<String>)> = sqlx::query_as(
             "SELECT check_id, location, consecutive_fails, consecutive_degraded, last_error \
              FROM check_schedules WHERE check_id = ANY($1) AND active",
         )
-        .bind(quorum)
+        .bind(&quorum)
         .fetch_all(&mut *tx)
         .await?;
         let mut snapshot = QuorumSnapshot::default();
@@ -887,10 +909,10 @@ impl CheckStore {
                     live: true,
                 });
         }
-        let runs = build(&snapshot);
-        let written = finish_in(&mut tx, &runs, worker, location).await?;
+        decide(&snapshot, runs);
+        let written = finish_in(&mut tx, runs, worker, location).await?;
         tx.commit().await?;
-        Ok((written, runs))
+        Ok(written)
     }
 }
 
