@@ -26,7 +26,7 @@ impl TestApp {
     }
 
     async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-        let app = common::start(tweak).await;
+        let app = common::start("tests", tweak).await;
         TestApp {
             base: app.base,
             http: keyed_client(&app.key),

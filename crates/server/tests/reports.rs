@@ -23,7 +23,7 @@ struct TestApp {
 
 impl TestApp {
     async fn spawn() -> TestApp {
-        let app = common::start(|_| {}).await;
+        let app = common::start("tests", |_| {}).await;
         TestApp {
             base: app.base,
             http: keyed_client(&app.key),

@@ -41,7 +41,7 @@ fn csrf_of(html: &str) -> String {
 
 impl Dash {
     async fn spawn() -> Dash {
-        let app = common::start(|_| {}).await;
+        let app = common::start("dash-tests", |_| {}).await;
         let base = app.base;
         let pool = app.services.pool.clone();
         let results = app.services.results.clone();

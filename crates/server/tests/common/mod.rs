@@ -20,8 +20,8 @@ pub struct Running {
 }
 
 /// Starts the API on a free port with the scheduler off, `tweak`ed, and
-/// creates an API key.
-pub async fn start(tweak: impl FnOnce(&mut Settings)) -> Running {
+/// creates an API key named `key_name`.
+pub async fn start(key_name: &str, tweak: impl FnOnce(&mut Settings)) -> Running {
     let env = TestEnv::new().await;
     let services = ServiceSettings::new(
         &env.database_url,
@@ -38,7 +38,7 @@ pub async fn start(tweak: impl FnOnce(&mut Settings)) -> Running {
     let base = format!("http://127.0.0.1:{}", app.port());
     let services = app.services().clone();
     let key = ApiKeyStore::new(services.pool.clone())
-        .create("tests")
+        .create(key_name)
         .await
         .unwrap();
     tokio::spawn(app.run(stop.clone()));
