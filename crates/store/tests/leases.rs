@@ -538,3 +538,77 @@ async fn a_batch_holding_the_old_and_the_new_lease_of_a_slot_records_it_once() {
         .unwrap();
     assert_eq!(alerts, 0, "the stale run's alert is not recorded");
 }
+
+/// Finishes one run of each check now (their next slots made due first).
+async fn results_waiting(store: &CheckStore, ids: &[Uuid]) {
+    for id in ids {
+        set_next_run(store, *id, Utc::now() - Duration::seconds(1)).await;
+    }
+    let jobs = store.claim_due(100, 1000, &here()).await.unwrap();
+    let runs: Vec<Finish> = jobs.iter().map(finish).collect();
+    assert_eq!(
+        store
+            .finish_batch(&runs, "w", "default")
+            .await
+            .unwrap()
+            .len(),
+        ids.len()
+    );
+}
+
+#[tokio::test]
+async fn workers_share_one_clickhouse_insert_per_interval_unless_a_batch_is_full() {
+    let env = TestEnv::new().await;
+    let pool = pg::pool(&env.database_url, 5).unwrap();
+    pg::migrate(&pool).await.unwrap();
+    let store = CheckStore::new(pool.clone());
+    let results = pulse_store::ResultsStore::new(
+        &pulse_store::ClickHouseDsn::parse(&env.clickhouse_dsn).unwrap(),
+    );
+    results.migrate().await.unwrap();
+    // Two workers' writers.
+    let a = pulse_store::pg::outbox::ResultOutbox::new(pool.clone());
+    let b = pulse_store::pg::outbox::ResultOutbox::new(pool.clone());
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(check(&store, 60).await);
+    }
+    let every = std::time::Duration::from_secs(1);
+
+    results_waiting(&store, &ids).await;
+    let started = std::time::Instant::now();
+    assert_eq!(a.flush_paced(&results, 100, every).await.unwrap(), 3);
+
+    // Within the interval neither worker inserts a part-batch...
+    results_waiting(&store, &ids).await;
+    assert_eq!(b.flush_paced(&results, 100, every).await.unwrap(), 0);
+    assert_eq!(a.flush_paced(&results, 100, every).await.unwrap(), 0);
+    assert_eq!(a.len().await.unwrap(), 3);
+    // ...but a full batch goes at once.
+    let last = std::time::Instant::now();
+    assert_eq!(b.flush_paced(&results, 3, every).await.unwrap(), 3);
+
+    // The next part-batch goes once the interval since the last insert
+    // (by either worker) has passed, and not before.
+    results_waiting(&store, &ids).await;
+    let moved = loop {
+        let n = b.flush_paced(&results, 100, every).await.unwrap();
+        if n > 0 {
+            break n;
+        }
+        assert!(started.elapsed() < every * 10, "never flushed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(moved, 3);
+    assert!(
+        last.elapsed() >= every,
+        "flushed {:?} after the previous insert",
+        last.elapsed()
+    );
+    // A forced flush (shutdown) ignores the pace.
+    results_waiting(&store, &ids).await;
+    assert_eq!(a.flush(&results, 100).await.unwrap(), 3);
+    for id in &ids {
+        assert_eq!(results.since(*id, 0).await.unwrap().len(), 4);
+    }
+}

@@ -22,9 +22,11 @@ pub struct Settings {
     pub concurrency: usize,
     /// `RESPONSE_BODY_LIMIT`, default 1048576: bytes of a response body read.
     pub body_limit: usize,
-    /// `CLICKHOUSE_BATCH_SIZE`, default 1000: rows per insert at most.
+    /// `CLICKHOUSE_BATCH_SIZE`, default 20000: rows per insert at most; a
+    /// full batch is written without waiting for the interval.
     pub batch_size: usize,
-    /// `CLICKHOUSE_FLUSH_MS`, default 1000: longest a result waits.
+    /// `CLICKHOUSE_FLUSH_MS`, default 5000: ClickHouse gets one insert per
+    /// interval from all workers together; the longest a result waits.
     pub flush_interval: Duration,
     /// `CLICKHOUSE_MAX_BUFFER`, default 100000: rows kept while ClickHouse
     /// is down; beyond it the oldest are dropped and counted.
@@ -84,8 +86,8 @@ impl Settings {
             port: 0,
             concurrency: 1000,
             body_limit: pulse_checker::DEFAULT_BODY_LIMIT,
-            batch_size: 1000,
-            flush_interval: Duration::from_millis(1000),
+            batch_size: 20_000,
+            flush_interval: Duration::from_millis(5000),
             max_buffer: 100_000,
             webhook_timeout: Duration::from_millis(5000),
             webhook_retry_for: Duration::from_secs(86_400),
@@ -200,11 +202,12 @@ pub struct Cli {
     /// Bytes of a response body read; a run is judged on those.
     #[arg(long, env = "RESPONSE_BODY_LIMIT", default_value_t = pulse_checker::DEFAULT_BODY_LIMIT)]
     pub response_body_limit: usize,
-    /// Rows per ClickHouse insert at most.
-    #[arg(long, env = "CLICKHOUSE_BATCH_SIZE", default_value_t = 1000)]
+    /// Rows per ClickHouse insert at most (a full batch goes at once).
+    #[arg(long, env = "CLICKHOUSE_BATCH_SIZE", default_value_t = 20_000)]
     pub clickhouse_batch_size: usize,
-    /// Longest (ms) a result waits before it is written to ClickHouse.
-    #[arg(long, env = "CLICKHOUSE_FLUSH_MS", default_value_t = 1000)]
+    /// One ClickHouse insert per this many ms, from all workers together:
+    /// the longest a result waits before it is written.
+    #[arg(long, env = "CLICKHOUSE_FLUSH_MS", default_value_t = 5000)]
     pub clickhouse_flush_ms: u64,
     /// Results kept while ClickHouse is down; beyond it the oldest are dropped.
     #[arg(long, env = "CLICKHOUSE_MAX_BUFFER", default_value_t = 100_000)]

@@ -1,6 +1,11 @@
 //! The results writer: moves results from the Postgres outbox
 //! (`run_result_batches`, written with each run's state) to ClickHouse, in
-//! batches of up to `batch_size` rows every `flush_interval`. While
+//! batches of up to `batch_size` rows every `flush_interval`, paced across
+//! all workers (the time of the last move is shared in Postgres): however
+//! many workers run, ClickHouse gets one insert per interval, or more only
+//! while a full batch is waiting. Each insert writes a part in the raw
+//! table and in every rollup, so fewer, larger inserts cost ClickHouse much
+//! less to write and merge. While
 //! ClickHouse is down results wait in the outbox; beyond `max_buffer` the
 //! oldest are dropped, counted (`pulse_results_dropped_total`) and logged.
 //! Every worker runs one; they share the outbox safely.
@@ -22,24 +27,34 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Flushes every `flush_interval` until `stop`, then a last time.
+    /// Flushes when due until `stop`, then everything waiting.
     pub async fn run(self, stop: CancellationToken) {
+        // Looks often (a lock attempt and one row read) so that the shared
+        // pace holds whichever worker gets there first.
+        let tick =
+            (self.flush_interval / 5).clamp(Duration::from_millis(20), Duration::from_secs(1));
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(self.flush_interval) => {}
+                _ = tokio::time::sleep(tick) => {}
                 _ = stop.cancelled() => break,
             }
-            self.flush().await;
+            self.flush_every(self.flush_interval).await;
         }
         self.flush().await;
     }
 
-    /// Moves everything waiting, batch by batch; on failure, enforces the
-    /// buffer bound and leaves the rest for the next tick.
+    /// Moves everything waiting now, whatever the pace.
     pub async fn flush(&self) {
+        self.flush_every(Duration::ZERO).await;
+    }
+
+    /// Moves everything waiting, batch by batch, if the last move was at
+    /// least `every` ago or a full batch waits; on failure, enforces the
+    /// buffer bound and leaves the rest for the next tick.
+    async fn flush_every(&self, every: Duration) {
         let batch = self.batch_size.max(1) as i64;
         loop {
-            match self.outbox.flush(&self.results, batch).await {
+            match self.outbox.flush_paced(&self.results, batch, every).await {
                 Ok(n) => {
                     self.metrics.results_written.inc_by(n as u64);
                     if (n as i64) < batch {

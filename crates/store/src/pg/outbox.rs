@@ -2,6 +2,8 @@
 //! state write, as parallel arrays), written with each batch of runs'
 //! state, moved to ClickHouse in batches by one worker at a time.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
@@ -85,12 +87,30 @@ impl ResultOutbox {
     /// looks those up in ClickHouse and skips the ones already there.
     /// Returns how many moved.
     pub async fn flush(&self, results: &ResultsStore, limit: i64) -> Result<usize> {
+        self.flush_paced(results, limit, Duration::ZERO).await
+    }
+
+    /// [`flush`](Self::flush), paced across every worker: moves results
+    /// only when the last move (by any worker) was at least `every` ago, or
+    /// when `limit` results are waiting. Returns 0 when it is not yet due.
+    pub async fn flush_paced(
+        &self,
+        results: &ResultsStore,
+        limit: i64,
+        every: Duration,
+    ) -> Result<usize> {
         let Some(mut tx) = self.lock().await? else {
             return Ok(0);
         };
-        let sent_upto: i64 = sqlx::query_scalar("SELECT upto FROM run_results_sent")
-            .fetch_one(&mut *tx)
-            .await?;
+        let (sent_upto, due): (i64, bool) = sqlx::query_as(
+            "SELECT upto, flushed_at <= now() - make_interval(secs => $1) FROM run_results_sent",
+        )
+        .bind(every.as_secs_f64())
+        .fetch_one(&mut *tx)
+        .await?;
+        if !due && Self::waiting(&mut *tx).await? < limit {
+            return Ok(0);
+        }
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT b.seq, r.* FROM ( \
                 SELECT * FROM ( \
@@ -149,6 +169,10 @@ impl ResultOutbox {
             .bind(&seqs)
             .execute(&mut *tx)
             .await?;
+        // After `mark_sent` (another connection) updated the same row.
+        sqlx::query("UPDATE run_results_sent SET flushed_at = now()")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(moved)
     }
@@ -163,10 +187,14 @@ impl ResultOutbox {
 
     /// Results waiting.
     pub async fn len(&self) -> Result<i64> {
+        Self::waiting(&self.pool).await
+    }
+
+    async fn waiting<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "SELECT COALESCE(sum(cardinality(ids)), 0)::bigint FROM run_result_batches",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(db)
         .await?)
     }
 
