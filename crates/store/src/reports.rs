@@ -120,6 +120,14 @@ impl From<MinuteRow> for pulse_core::report::MinuteRuns {
     }
 }
 
+/// One check's minutes with a run made and with a failed run.
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+struct CheckMinutes {
+    key: String,
+    made: u64,
+    down: u64,
+}
+
 /// Runs made and failed per check over the burn-rate windows
 /// (`pulse_core::slo::BURN_WINDOWS`), newest minutes only.
 #[derive(Debug, Clone, PartialEq, Row, Deserialize)]
@@ -214,8 +222,24 @@ impl ResultsStore {
     pub async fn all_checks(&self, range: Range) -> Result<Vec<Aggregate>> {
         let from = range.from.div_euclid(3600) * 3600;
         let to = (range.to + 3599).div_euclid(3600) * 3600;
-        let rows: Vec<Aggregate> = sql::all_checks(&self.client, from, to).fetch_all().await?;
-        Ok(rows.into_iter().filter(|a| a.runs() > 0).collect())
+        // Two queries at once: one level of merging each, where one query
+        // would merge the percentile states twice.
+        let (rows, minutes) = tokio::try_join!(
+            sql::all_checks(&self.client, from, to).fetch_all::<Aggregate>(),
+            sql::all_checks_minutes(&self.client, from, to).fetch_all::<CheckMinutes>(),
+        )?;
+        let mut minutes = minutes.into_iter().peekable();
+        let mut out = Vec::with_capacity(rows.len());
+        // Both ordered by key.
+        for mut a in rows.into_iter().filter(|a| a.runs() > 0) {
+            while minutes.next_if(|m| m.key < a.key).is_some() {}
+            if let Some(m) = minutes.next_if(|m| m.key == a.key) {
+                a.minutes_made = m.made;
+                a.minutes_down = m.down;
+            }
+            out.push(a);
+        }
+        Ok(out)
     }
 
     /// A check's figures per bucket of `bucket` seconds over `range` (both
@@ -392,32 +416,28 @@ mod sql {
         ))
     }
 
-    /// Every check's figures over whole hours `[from, to)`: each hour's
-    /// minute sets counted first (at most 60), then the hours added up.
+    /// Every check's counts and whole-run percentiles over whole hours
+    /// `[from, to)`, one level of `-Merge` (minutes made and down are 0:
+    /// [`all_checks_minutes`] counts them, at the same time).
     pub(super) fn all_checks(client: &Client, from: i64, to: i64) -> Query {
-        let inner_counts = STATUSES
-            .iter()
-            .map(|s| format!("countIfMerge(n_{s}) AS {s}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let outer_counts = STATUSES
-            .iter()
-            .map(|s| format!("sum({s}) AS {s}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let phases = LATENCIES[1..]
-            .iter()
-            .map(|l| format!("emptyArrayFloat64() AS {l}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         client
             .query(&format!(
-                "SELECT toString(check_id) AS key, {outer_counts}, \
-                    arrayMap(x -> toFloat64(x), quantilesTimingIfMerge({LEVELS})(q)) AS latency_ms, \
-                    {phases}, sum(made) AS minutes_made, sum(down) AS minutes_down \
-                 FROM (SELECT check_id, t, {inner_counts}, \
-                        quantilesTimingIfMergeState({LEVELS})(q_latency_ms) AS q, \
-                        uniqUpToIfMerge(60)(minutes_made) AS made, \
+                "SELECT toString(check_id) AS key, {} FROM {CHECKS_TABLE} \
+                 WHERE t >= ? AND t < ? GROUP BY key ORDER BY key",
+                merged(false)
+            ))
+            .bind(from as u32)
+            .bind(to as u32)
+    }
+
+    /// Every check's minutes with a run made and with a failed run over
+    /// whole hours `[from, to)`: each hour's minute sets counted first (at
+    /// most 60), then the hours added up.
+    pub(super) fn all_checks_minutes(client: &Client, from: i64, to: i64) -> Query {
+        client
+            .query(&format!(
+                "SELECT toString(check_id) AS key, sum(made) AS made, sum(down) AS down \
+                 FROM (SELECT check_id, t, uniqUpToIfMerge(60)(minutes_made) AS made, \
                         uniqUpToIfMerge(60)(minutes_down) AS down \
                      FROM {CHECKS_TABLE} WHERE t >= ? AND t < ? GROUP BY check_id, t) \
                  GROUP BY key ORDER BY key"
@@ -789,6 +809,11 @@ pub(crate) fn scenario_queries(c: &Client, database: &str, check: Uuid, now: i64
             true,
         ),
         step(
+            "rollup_all_checks_minutes",
+            sql::all_checks_minutes(c, day.from.div_euclid(3600) * 3600, day.to),
+            true,
+        ),
+        step(
             "rollup_series_minutes",
             sql::series(c, check, None, day, 300),
             true,
@@ -850,6 +875,11 @@ pub(crate) fn scenario_generated(c: &Client, now: i64) -> Vec<Step> {
         step(
             "generated_all_checks",
             sql::all_checks(c, from, from + 86_400),
+            true,
+        ),
+        step(
+            "generated_all_checks_minutes",
+            sql::all_checks_minutes(c, from, from + 86_400),
             true,
         ),
         step(

@@ -203,6 +203,21 @@ async fn every_check_s_figures_come_in_one_answer() {
         assert_counts(row, &raw_counts(&f, id, None, range).await);
         // Minutes with runs: a run every 20 s, so all of them.
         assert_eq!(row.minutes_made, ((range.to - range.from) / 60) as u64);
+        let (made, down): (u64, u64) = f
+            .raw
+            .query(
+                "SELECT uniqExactIf(intDiv(toUInt32(run_at), 60), status != 'missed'), \
+                    uniqExactIf(intDiv(toUInt32(run_at), 60), status IN ('fail', 'timeout', 'error')) \
+                 FROM check_runs WHERE check_id = ? AND run_at >= ? AND run_at < ?",
+            )
+            .bind(id)
+            .bind(range.from as u32)
+            .bind(range.to as u32)
+            .fetch_one()
+            .await
+            .unwrap();
+        assert_eq!((row.minutes_made, row.minutes_down), (made, down), "{id}");
+        assert!(down > 0, "the generated runs fail now and then");
     }
 }
 
