@@ -169,10 +169,20 @@ impl ResultsStore {
 
     /// Writes rows in one insert.
     pub async fn insert(&self, rows: &[RunRow]) -> Result<()> {
+        self.insert_as(rows, "").await
+    }
+
+    /// [`insert`](Self::insert) under the given ClickHouse `query_id`
+    /// (empty: one of ClickHouse's own), so that another process can tell
+    /// whether it is still running ([`insert_running`](Self::insert_running)).
+    pub async fn insert_as(&self, rows: &[RunRow], query_id: &str) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
         let mut insert = self.client.insert::<RunRow>(TABLE).await?;
+        if !query_id.is_empty() {
+            insert = insert.with_setting("query_id", query_id);
+        }
         for row in rows {
             insert.write(row).await?;
         }
@@ -180,7 +190,30 @@ impl ResultsStore {
         Ok(())
     }
 
+    /// Whether a query with this `query_id` is running on the server now.
+    /// ClickHouse refuses a second query under the id of a running one
+    /// (error 216, `QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING`): a trivial
+    /// query under it answers.
+    pub async fn insert_running(&self, query_id: &str) -> Result<bool> {
+        match sql::ping(&self.server)
+            .with_setting("query_id", query_id)
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(false),
+            Err(clickhouse::error::Error::BadResponse(m)) if m.contains("Code: 216") => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The database this store writes to.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
     /// Which of the given (check, result id) pairs are stored already.
+    /// Asked 1,000 pairs a query (the ids are inlined; ClickHouse caps a
+    /// query's size).
     pub async fn existing(
         &self,
         pairs: &[(Uuid, Uuid)],
@@ -190,8 +223,12 @@ impl ResultsStore {
             #[serde(with = "clickhouse::serde::uuid")]
             id: Uuid,
         }
-        let found: Vec<Id> = sql::existing(&self.client, pairs).fetch_all().await?;
-        Ok(found.into_iter().map(|r| r.id).collect())
+        let mut out = std::collections::HashSet::new();
+        for chunk in pairs.chunks(1000) {
+            let found: Vec<Id> = sql::existing(&self.client, chunk).fetch_all().await?;
+            out.extend(found.into_iter().map(|r| r.id));
+        }
+        Ok(out)
     }
 
     /// A check's latest runs, newest first.

@@ -612,3 +612,85 @@ async fn workers_share_one_clickhouse_insert_per_interval_unless_a_batch_is_full
         assert_eq!(results.since(*id, 0).await.unwrap().len(), 4);
     }
 }
+
+#[tokio::test]
+async fn results_a_dead_flusher_may_have_sent_are_looked_up_only_once_its_insert_is_over() {
+    let env = TestEnv::new().await;
+    let pool = pg::pool(&env.database_url, 5).unwrap();
+    pg::migrate(&pool).await.unwrap();
+    let store = CheckStore::new(pool.clone());
+    let dsn = pulse_store::ClickHouseDsn::parse(&env.clickhouse_dsn).unwrap();
+    let results = pulse_store::ResultsStore::new(&dsn);
+    results.migrate().await.unwrap();
+    let outbox = pulse_store::pg::outbox::ResultOutbox::new(pool.clone());
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(check(&store, 60).await);
+    }
+    results_waiting(&store, &ids).await;
+    // A flusher marked the rows sent and died with its insert in flight.
+    let upto: i64 = sqlx::query_scalar(
+        "UPDATE run_results_sent SET upto = (SELECT max(seq) FROM run_result_batches), \
+            marked_at = now() RETURNING upto",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    // A fresh mark: its insert may not have landed yet.
+    assert_eq!(outbox.flush(&results, 100).await.unwrap(), 0);
+    assert_eq!(outbox.len().await.unwrap(), 3);
+    // An old mark, but ClickHouse is still running that insert (a query
+    // under its id stands in for it).
+    sqlx::query("UPDATE run_results_sent SET marked_at = now() - interval '1 minute'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let query_id = outbox.query_id(&results, upto);
+    let base = std::env::var("PULSE_TEST_CLICKHOUSE_URL").unwrap();
+    let http = reqwest::Client::new();
+    let running = {
+        let (http, base, query_id) = (http.clone(), base.clone(), query_id.clone());
+        tokio::spawn(async move {
+            http.post(&base)
+                .query(&[("query_id", query_id.as_str())])
+                .body("SELECT sleep(2)")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let seen = http
+            .post(&base)
+            .body(format!(
+                "SELECT count() FROM system.processes WHERE query_id = '{query_id}'"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if seen.trim() == "1" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stand-in never ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(outbox.flush(&results, 100).await.unwrap(), 0);
+    assert_eq!(outbox.len().await.unwrap(), 3);
+    // Once it is over, the rows are looked up and sent, once.
+    running.await.unwrap();
+    assert_eq!(outbox.flush(&results, 100).await.unwrap(), 3);
+    assert_eq!(outbox.len().await.unwrap(), 0);
+    for id in &ids {
+        assert_eq!(results.since(*id, 0).await.unwrap().len(), 1);
+    }
+}

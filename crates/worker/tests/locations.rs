@@ -231,7 +231,14 @@ async fn a_location_whose_workers_are_killed_goes_stale_and_its_slots_are_missed
         .map(|r| r.scheduled_at_ms)
         .collect();
     let distinct: std::collections::HashSet<_> = b_slots.iter().collect();
-    assert_eq!(distinct.len(), b_slots.len(), "a slot twice in b");
+    assert_eq!(
+        distinct.len(),
+        b_slots.len(),
+        "a slot twice in b: {:#?}",
+        runs.iter()
+            .filter(|r| r.location == "b")
+            .collect::<Vec<_>>()
+    );
     wait_until(Duration::from_secs(10), "the recovery", || async {
         alerts(&hook, &c).len() == 2
     })

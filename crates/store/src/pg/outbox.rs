@@ -61,6 +61,11 @@ impl From<OutboxRow> for RunRow {
 /// time, so rows need no claim of their own.
 const FLUSH_LOCK: i64 = 0x7075_6c73_655f_6f62; // "pulse_ob"
 
+/// How old the sent mark must be before rows at or below it are looked up
+/// in ClickHouse and re-sent: longer than an insert that reached ClickHouse
+/// just before its flusher died takes to land.
+pub const RETRY_GRACE: Duration = Duration::from_secs(5);
+
 impl ResultOutbox {
     pub fn new(pool: PgPool) -> ResultOutbox {
         ResultOutbox { pool }
@@ -102,8 +107,9 @@ impl ResultOutbox {
         let Some(mut tx) = self.lock().await? else {
             return Ok(0);
         };
-        let (sent_upto, due): (i64, bool) = sqlx::query_as(
-            "SELECT upto, flushed_at <= now() - make_interval(secs => $1) FROM run_results_sent",
+        let (sent_upto, marked_ago, due): (i64, f64, bool) = sqlx::query_as(
+            "SELECT upto, extract(epoch FROM now() - marked_at)::float8, \
+                flushed_at <= now() - make_interval(secs => $1) FROM run_results_sent",
         )
         .bind(every.as_secs_f64())
         .fetch_one(&mut *tx)
@@ -130,6 +136,24 @@ impl ResultOutbox {
         let Some(last) = rows.iter().map(|r| r.seq).max() else {
             return Ok(0);
         };
+        let retried: Vec<(Uuid, Uuid)> = rows
+            .iter()
+            .filter(|r| r.seq <= sent_upto)
+            .map(|r| (r.check_id, r.id))
+            .collect();
+        // Rows at or below the mark were maybe sent by a flusher that died
+        // or failed. Its insert may still be running in ClickHouse (its
+        // lock went with its connection; ClickHouse finishes an insert it
+        // has read whole): look them up only once that insert is over and
+        // the mark is `RETRY_GRACE` old.
+        if !retried.is_empty()
+            && (marked_ago < RETRY_GRACE.as_secs_f64()
+                || results
+                    .insert_running(&self.query_id(results, sent_upto))
+                    .await?)
+        {
+            return Ok(0);
+        }
         if last > sent_upto {
             // Committed at once (not in `tx`): it must outlive a crash
             // during the insert.
@@ -138,11 +162,6 @@ impl ResultOutbox {
         let moved = rows.len();
         let mut seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
         seqs.dedup();
-        let retried: Vec<(Uuid, Uuid)> = rows
-            .iter()
-            .filter(|r| r.seq <= sent_upto)
-            .map(|r| (r.check_id, r.id))
-            .collect();
         let sent = async {
             let already = if retried.is_empty() {
                 Default::default()
@@ -154,7 +173,9 @@ impl ResultOutbox {
                 .filter(|r| !already.contains(&r.id))
                 .map(Into::into)
                 .collect();
-            results.insert(&fresh).await
+            results
+                .insert_as(&fresh, &self.query_id(results, last))
+                .await
         }
         .await;
         if let Err(e) = sent {
@@ -177,8 +198,14 @@ impl ResultOutbox {
         Ok(moved)
     }
 
+    /// The ClickHouse `query_id` of the insert that sends the rows up to
+    /// the mark `upto`: a later flusher asks whether it is still running.
+    pub fn query_id(&self, results: &ResultsStore, upto: i64) -> String {
+        format!("pulse-outbox-{}-{upto}", results.database())
+    }
+
     async fn mark_sent(pool: &PgPool, upto: i64) -> Result<()> {
-        sqlx::query("UPDATE run_results_sent SET upto = $1")
+        sqlx::query("UPDATE run_results_sent SET upto = $1, marked_at = now()")
             .bind(upto)
             .execute(pool)
             .await?;
