@@ -434,7 +434,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let ch = clickhouse::Client::default()
         .with_url(&dsn.url)
         .with_user(&dsn.user)
-        .with_password(&dsn.password)
+        .with_password(secrecy::ExposeSecret::expose_secret(&dsn.password))
         .with_database(&dsn.database)
         .with_validation(false);
     let rows: Vec<Row_> = ch

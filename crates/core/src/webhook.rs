@@ -6,17 +6,28 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
 
-/// A webhook signing key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct WebhookKey(Vec<u8>);
+/// A webhook signing key: never printed, wiped from memory when dropped.
+#[derive(Clone)]
+pub struct WebhookKey(SecretSlice<u8>);
 
 impl std::fmt::Debug for WebhookKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WebhookKey(***)")
     }
 }
+
+/// Keys compare without an early exit on the first differing byte.
+impl PartialEq for WebhookKey {
+    fn eq(&self, other: &WebhookKey) -> bool {
+        let (a, b) = (self.0.expose_secret(), other.0.expose_secret());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl Eq for WebhookKey {}
 
 impl WebhookKey {
     /// Parses `whsec_<base64>` (24 to 64 key bytes).
@@ -30,17 +41,18 @@ impl WebhookKey {
         if !(24..=64).contains(&bytes.len()) {
             return Err("key must be 24 to 64 bytes".into());
         }
-        Ok(WebhookKey(bytes))
+        Ok(WebhookKey(bytes.into()))
     }
 
     /// The key written as it is parsed: `whsec_<base64>`.
     pub fn encode(&self) -> String {
-        format!("whsec_{}", STANDARD.encode(&self.0))
+        format!("whsec_{}", STANDARD.encode(self.0.expose_secret()))
     }
 
     /// `v1,<base64 signature>` of one message.
     pub fn sign(&self, id: &str, timestamp: i64, body: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("hmac takes any key length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose_secret())
+            .expect("hmac takes any key length");
         mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
         format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
     }
@@ -82,5 +94,17 @@ mod tests {
         let a = WebhookKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let header = signature_header(&[&a, &a], "id", 1, "{}");
         assert_eq!(header.split(' ').count(), 2);
+    }
+
+    #[test]
+    fn a_key_is_never_printed_and_compares_by_its_bytes() {
+        let raw = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let a = WebhookKey::parse(raw).unwrap();
+        let shown = format!("{a:?} {:?}", Some(a.clone()));
+        assert!(!shown.contains("MfKQ9r8G"), "{shown}");
+        assert_eq!(a.encode(), raw);
+        assert_eq!(a, WebhookKey::parse(raw).unwrap());
+        let other = WebhookKey::parse("whsec_AfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_ne!(a, other);
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use pulse_store::{pg, Queue, ResultsStore, StoreError};
+use secrecy::{ExposeSecret, SecretString};
 
 /// Logs to stdout: human-readable by default, one JSON object per line with
 /// `LOG_FORMAT=json`. `RUST_LOG` filters (default `info`). Every line names
@@ -199,8 +200,9 @@ pub async fn shutdown_signal() {
 /// The settings every process shares: where the services are.
 #[derive(Clone)]
 pub struct ServiceSettings {
-    pub database_url: String,
-    pub redis_url: String,
+    /// Secrets (they carry passwords): never printed, wiped when dropped.
+    pub database_url: SecretString,
+    pub redis_url: SecretString,
     pub clickhouse: pulse_store::ClickHouseDsn,
     /// Prefix of every Redis key (`REDIS_PREFIX`, default `pulse`).
     pub redis_prefix: String,
@@ -215,11 +217,11 @@ impl std::fmt::Debug for ServiceSettings {
         f.debug_struct("ServiceSettings")
             .field(
                 "database_url",
-                &pulse_store::Redacted(&self.database_url).to_string(),
+                &pulse_store::Redacted(self.database_url.expose_secret()).to_string(),
             )
             .field(
                 "redis_url",
-                &pulse_store::Redacted(&self.redis_url).to_string(),
+                &pulse_store::Redacted(self.redis_url.expose_secret()).to_string(),
             )
             .field("clickhouse", &self.clickhouse)
             .field("redis_prefix", &self.redis_prefix)
@@ -238,8 +240,8 @@ impl ServiceSettings {
         redis_prefix: &str,
     ) -> Result<ServiceSettings, StoreError> {
         Ok(ServiceSettings {
-            database_url: database_url.to_string(),
-            redis_url: redis_url.to_string(),
+            database_url: database_url.into(),
+            redis_url: redis_url.into(),
             clickhouse: pulse_store::ClickHouseDsn::parse(clickhouse_dsn)?,
             redis_prefix: redis_prefix.to_string(),
             database_max_connections: 10,
@@ -268,10 +270,11 @@ impl Services {
         settings: &ServiceSettings,
         shutdown: &CancellationToken,
     ) -> Result<Services, StoreError> {
-        let pool = pg::pool(&settings.database_url, settings.database_max_connections)?;
-        let target = host_port(&settings.database_url, 5432);
+        let database_url = settings.database_url.expose_secret();
+        let pool = pg::pool(database_url, settings.database_max_connections)?;
+        let target = host_port(database_url, 5432);
         retry_start("postgres", &target, STARTUP_LIMIT, shutdown, || async {
-            pg::probe(&settings.database_url).await?;
+            pg::probe(database_url).await?;
             pg::ping(&pool).await
         })
         .await?;
@@ -279,10 +282,11 @@ impl Services {
             r = pg::migrate(&pool) => r?,
             _ = shutdown.cancelled() => return Err(StoreError::Shutdown("postgres")),
         }
-        let redis_url = pulse_store::config::normalize_redis_url(&settings.redis_url);
+        let redis_url =
+            pulse_store::config::normalize_redis_url(settings.redis_url.expose_secret());
         let target = host_port(&redis_url, 6379);
         let queue = retry_start("redis", &target, STARTUP_LIMIT, shutdown, || {
-            Queue::connect(&settings.redis_url, &settings.redis_prefix)
+            Queue::connect(settings.redis_url.expose_secret(), &settings.redis_prefix)
         })
         .await?;
         let results = ResultsStore::new(&settings.clickhouse);
@@ -300,5 +304,35 @@ impl Services {
 
     pub async fn first_unready(&self) -> Option<&'static str> {
         first_unready(&self.pool, &self.queue, &self.results).await
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn service_settings_never_print_their_passwords() {
+        let s = ServiceSettings::new(
+            "postgres://pulse:pg-s3cret@db:5432/pulse",
+            "redis://:redis-s3cret@cache:6379",
+            "http://pulse:ch-s3cret@ch:8123/pulse",
+            "pulse",
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        for secret in ["pg-s3cret", "redis-s3cret", "ch-s3cret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // The hosts still show, for whoever reads the logs.
+        assert!(
+            shown.contains("db:5432") && shown.contains("cache:6379"),
+            "{shown}"
+        );
+        assert_eq!(
+            s.database_url.expose_secret(),
+            "postgres://pulse:pg-s3cret@db:5432/pulse"
+        );
+        assert_eq!(s.clickhouse.password.expose_secret(), "ch-s3cret");
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use secrecy::SecretString;
 use url::Url;
 
 use crate::StoreError;
@@ -33,11 +34,12 @@ impl fmt::Display for Redacted<'_> {
 /// interface on the same host: port 9000 (or none) becomes 8123, 9440
 /// becomes https on 8443. Any other native port is refused with a message
 /// naming the HTTP form, since we cannot guess its HTTP port.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ClickHouseDsn {
     pub url: String,
     pub user: String,
-    pub password: String,
+    /// Kept as a secret: never printed, wiped from memory when dropped.
+    pub password: SecretString,
     pub database: String,
 }
 
@@ -82,7 +84,7 @@ impl ClickHouseDsn {
             } else {
                 decode(url.username())
             },
-            password: url.password().map(decode).unwrap_or_default(),
+            password: url.password().map(decode).unwrap_or_default().into(),
             database: if database.is_empty() {
                 "default".into()
             } else {
@@ -105,13 +107,14 @@ pub fn normalize_redis_url(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn http_dsn_is_split_into_parts() {
         let dsn = ClickHouseDsn::parse("http://pulse:s3cret@ch:8123/metrics").unwrap();
         assert_eq!(dsn.url, "http://ch:8123");
         assert_eq!(dsn.user, "pulse");
-        assert_eq!(dsn.password, "s3cret");
+        assert_eq!(dsn.password.expose_secret(), "s3cret");
         assert_eq!(dsn.database, "metrics");
     }
 

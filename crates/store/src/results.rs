@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use clickhouse::query::Query;
 use clickhouse::{Client, Row};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -130,7 +131,7 @@ impl ResultsStore {
         let server = Client::default()
             .with_url(&dsn.url)
             .with_user(&dsn.user)
-            .with_password(&dsn.password)
+            .with_password(dsn.password.expose_secret())
             .with_validation(false);
         ResultsStore {
             client: server.clone().with_database(&dsn.database),

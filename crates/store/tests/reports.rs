@@ -32,7 +32,7 @@ async fn fixture() -> Fixture {
     let raw = Client::default()
         .with_url(&dsn.url)
         .with_user(&dsn.user)
-        .with_password(&dsn.password)
+        .with_password(secrecy::ExposeSecret::expose_secret(&dsn.password))
         .with_database(&dsn.database)
         .with_validation(false);
     let from = Utc::now().timestamp().div_euclid(86_400) * 86_400 - 2 * 86_400;

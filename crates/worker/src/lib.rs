@@ -231,7 +231,11 @@ impl Worker {
             match self
                 .services
                 .queue
-                .consumer(&s.services.redis_url, &s.worker_id, &s.location)
+                .consumer(
+                    secrecy::ExposeSecret::expose_secret(&s.services.redis_url),
+                    &s.worker_id,
+                    &s.location,
+                )
                 .await
             {
                 Ok(c) => return Ok(c),
