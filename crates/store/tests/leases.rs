@@ -428,15 +428,7 @@ async fn the_sql_run_budget_is_the_jobs_run_budget() {
 
 #[tokio::test]
 async fn the_results_outbox_reaches_clickhouse_exactly_once_even_after_a_crash() {
-    let env = TestEnv::new().await;
-    let pool = pg::pool(&env.database_url, 5).unwrap();
-    pg::migrate(&pool).await.unwrap();
-    let store = CheckStore::new(pool.clone());
-    let results = pulse_store::ResultsStore::new(
-        &pulse_store::ClickHouseDsn::parse(&env.clickhouse_dsn).unwrap(),
-    );
-    results.migrate().await.unwrap();
-    let outbox = pulse_store::pg::outbox::ResultOutbox::new(pool.clone());
+    let (pool, store, results, outbox) = outbox_fixture().await;
     for _ in 0..3 {
         check(&store, 60).await;
     }
@@ -539,6 +531,24 @@ async fn a_batch_holding_the_old_and_the_new_lease_of_a_slot_records_it_once() {
     assert_eq!(alerts, 0, "the stale run's alert is not recorded");
 }
 
+/// Postgres and ClickHouse migrated, with a store and one worker's outbox.
+async fn outbox_fixture() -> (
+    sqlx::PgPool,
+    CheckStore,
+    pulse_store::ResultsStore,
+    pulse_store::pg::outbox::ResultOutbox,
+) {
+    let env = TestEnv::new().await;
+    let pool = pg::pool(&env.database_url, 5).unwrap();
+    pg::migrate(&pool).await.unwrap();
+    let results = pulse_store::ResultsStore::new(
+        &pulse_store::ClickHouseDsn::parse(&env.clickhouse_dsn).unwrap(),
+    );
+    results.migrate().await.unwrap();
+    let outbox = pulse_store::pg::outbox::ResultOutbox::new(pool.clone());
+    (pool.clone(), CheckStore::new(pool), results, outbox)
+}
+
 /// Finishes one run of each check now (their next slots made due first).
 async fn results_waiting(store: &CheckStore, ids: &[Uuid]) {
     for id in ids {
@@ -558,16 +568,8 @@ async fn results_waiting(store: &CheckStore, ids: &[Uuid]) {
 
 #[tokio::test]
 async fn workers_share_one_clickhouse_insert_per_interval_unless_a_batch_is_full() {
-    let env = TestEnv::new().await;
-    let pool = pg::pool(&env.database_url, 5).unwrap();
-    pg::migrate(&pool).await.unwrap();
-    let store = CheckStore::new(pool.clone());
-    let results = pulse_store::ResultsStore::new(
-        &pulse_store::ClickHouseDsn::parse(&env.clickhouse_dsn).unwrap(),
-    );
-    results.migrate().await.unwrap();
+    let (pool, store, results, a) = outbox_fixture().await;
     // Two workers' writers.
-    let a = pulse_store::pg::outbox::ResultOutbox::new(pool.clone());
     let b = pulse_store::pg::outbox::ResultOutbox::new(pool.clone());
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -615,14 +617,7 @@ async fn workers_share_one_clickhouse_insert_per_interval_unless_a_batch_is_full
 
 #[tokio::test]
 async fn results_a_dead_flusher_may_have_sent_are_looked_up_only_once_its_insert_is_over() {
-    let env = TestEnv::new().await;
-    let pool = pg::pool(&env.database_url, 5).unwrap();
-    pg::migrate(&pool).await.unwrap();
-    let store = CheckStore::new(pool.clone());
-    let dsn = pulse_store::ClickHouseDsn::parse(&env.clickhouse_dsn).unwrap();
-    let results = pulse_store::ResultsStore::new(&dsn);
-    results.migrate().await.unwrap();
-    let outbox = pulse_store::pg::outbox::ResultOutbox::new(pool.clone());
+    let (pool, store, results, outbox) = outbox_fixture().await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(check(&store, 60).await);
