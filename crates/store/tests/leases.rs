@@ -429,19 +429,11 @@ async fn the_sql_run_budget_is_the_jobs_run_budget() {
 #[tokio::test]
 async fn the_results_outbox_reaches_clickhouse_exactly_once_even_after_a_crash() {
     let (pool, store, results, outbox) = outbox_fixture().await;
+    let mut ids = Vec::new();
     for _ in 0..3 {
-        check(&store, 60).await;
+        ids.push(check(&store, 60).await);
     }
-    let jobs = store.claim_due(10, 1000, &here()).await.unwrap();
-    let runs: Vec<Finish> = jobs.iter().map(finish).collect();
-    assert_eq!(
-        store
-            .finish_batch(&runs, "w", "default")
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
+    results_waiting(&store, &ids).await;
     // A worker marks the batch as sent, inserts its first result into
     // ClickHouse, and dies before deleting it.
     let all: Vec<(Uuid, Uuid)> = sqlx::query_as(
