@@ -923,3 +923,52 @@ async fn a_tcp_check_runs_end_to_end_with_its_phases() {
     assert!(runs[0]["phases"]["connect_ms"].is_u64());
     assert!(target.hits("/ok") >= 2);
 }
+
+#[tokio::test]
+async fn with_default_settings_two_workers_write_results_about_every_5_s_and_no_later() {
+    let target = Target::start().await;
+    let mut stack = Stack::start(0).await;
+    let defaults = pulse_worker::Settings::with_services(common::services(&stack.env));
+    assert_eq!(defaults.flush_interval, Duration::from_secs(5));
+    for _ in 0..2 {
+        let mut settings = common::worker_settings(&stack.env);
+        settings.flush_interval = defaults.flush_interval;
+        settings.batch_size = defaults.batch_size;
+        stack.add_worker_with(settings).await;
+    }
+    let id = stack
+        .create(check("fresh", &target.url("/ok"), json!({})))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Watch the runs API for 16 s: when each run first shows, and how
+    // many times new runs appeared (each time is one insert or more).
+    let started = std::time::Instant::now();
+    let mut first_seen: std::collections::HashMap<String, i64> = Default::default();
+    let mut appearances = 0;
+    while started.elapsed() < Duration::from_secs(16) {
+        let runs = stack.get(&format!("/checks/{id}/runs?limit=100")).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut new = false;
+        for r in runs.as_array().unwrap() {
+            let run_id = r["id"].as_str().unwrap().to_string();
+            if let std::collections::hash_map::Entry::Vacant(e) = first_seen.entry(run_id) {
+                let ended = chrono::DateTime::parse_from_rfc3339(r["run_at"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis()
+                    + r["latency_ms"].as_i64().unwrap();
+                e.insert(now - ended);
+                new = true;
+            }
+        }
+        appearances += usize::from(new);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(first_seen.len() >= 10, "{} runs seen", first_seen.len());
+    // One insert per 5 s for both workers together (16 s: at most 4).
+    assert!(appearances <= 4, "runs appeared {appearances} times");
+    // No run waited much past the interval (plus the writer's 1 s look).
+    let latest = first_seen.values().max().unwrap();
+    assert!(*latest <= 7_500, "a run showed {latest} ms after it ended");
+}
