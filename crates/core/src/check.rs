@@ -947,6 +947,20 @@ mod tests {
         create(v).unwrap_err().field.into_owned()
     }
 
+    /// The smallest valid check input.
+    fn minimal() -> serde_json::Value {
+        json!({"name": "n", "url": "http://127.0.0.1:1/"})
+    }
+
+    /// [`minimal`] with `extra`'s fields added.
+    fn with(extra: serde_json::Value) -> serde_json::Value {
+        let mut v = minimal();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    }
+
     #[test]
     fn the_original_example_body_is_accepted_with_its_values() {
         let spec = create(json!({
@@ -1132,14 +1146,7 @@ mod tests {
 
     #[test]
     fn locations_and_quorums_are_checked_and_named() {
-        let base = json!({"name": "n", "url": "http://127.0.0.1:1/"});
-        let with = |extra: serde_json::Value| {
-            let mut v = base.clone();
-            v.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            v
-        };
+        let base = minimal();
         let spec = create(base.clone()).unwrap();
         assert_eq!(spec.locations, vec!["default".to_string()]);
         assert_eq!(spec.alert_locations, Quorum::Any);
@@ -1226,14 +1233,7 @@ mod tests {
 
     #[test]
     fn an_slo_is_validated_and_slo_alerts_need_one() {
-        let base = json!({"name": "n", "url": "http://127.0.0.1:1/"});
-        let with = |extra: serde_json::Value| {
-            let mut v = base.clone();
-            v.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            v
-        };
+        let base = minimal();
         assert_eq!(create(base.clone()).unwrap().slo, None);
         let spec = create(with(
             json!({"slo": {"objective": 99.9}, "slo_alerts": true}),

@@ -42,6 +42,8 @@ pub const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
 const LEVELS: &str = "0.5, 0.95, 0.99";
 const MADE: &str = "status != 'missed'";
 const DOWN: &str = "status IN ('fail', 'timeout', 'error')";
+/// Runs down (`fail`, `timeout`, `error`) in a rollup's merged counts.
+const DOWN_MERGED: &str = "countIfMerge(n_fail) + countIfMerge(n_timeout) + countIfMerge(n_error)";
 /// How far back the state before a window is looked for (a check runs at
 /// least daily).
 const PRIOR_LOOKBACK_SECS: i64 = 2 * 86_400 + 60;
@@ -587,17 +589,15 @@ mod sql {
         } else {
             MINUTE_TABLE
         };
+        let scope = Scope::Check(check, location);
         let q = client.query(&format!(
             "SELECT toString(intDiv(toUInt32(t), ?) * ?) AS key, {} FROM {table} \
-             WHERE check_id = ? AND (? = 0 OR location = ?) AND t >= ? AND t < ? \
+             WHERE {} AND t >= ? AND t < ? \
              GROUP BY key ORDER BY toUInt32(key)",
-            merged(true)
+            merged(true),
+            scope_filter(scope)
         ));
-        q.bind(bucket as u32)
-            .bind(bucket as u32)
-            .bind(check)
-            .bind(u8::from(location.is_some()))
-            .bind(location.unwrap_or_default())
+        bind_scope(q.bind(bucket as u32).bind(bucket as u32), scope)
             .bind(range.from as u32)
             .bind(range.to as u32)
     }
@@ -609,7 +609,7 @@ mod sql {
                     groupArray(degraded) AS degraded, groupArray(down) AS down \
                  FROM (SELECT check_id, t, countIfMerge(n_success) AS success, \
                         countIfMerge(n_degraded) AS degraded, \
-                        countIfMerge(n_fail) + countIfMerge(n_timeout) + countIfMerge(n_error) AS down \
+                        {DOWN_MERGED} AS down \
                      FROM {CHECKS_TABLE} WHERE t >= ? AND t < ? GROUP BY check_id, t \
                      ORDER BY check_id, t) \
                  GROUP BY check_id ORDER BY check_id"
@@ -630,7 +630,7 @@ mod sql {
             .join(" + ");
         format!(
             "SELECT {check}toUInt32(t) AS minute, {made} AS made, \
-                countIfMerge(n_fail) + countIfMerge(n_timeout) + countIfMerge(n_error) AS down \
+                {DOWN_MERGED} AS down \
              FROM {MINUTE_TABLE}"
         )
     }
@@ -641,15 +641,13 @@ mod sql {
         location: Option<&str>,
         range: Range,
     ) -> Query {
-        client
-            .query(&format!(
-                "{} WHERE check_id = ? AND (? = 0 OR location = ?) AND t >= ? AND t < ? \
-                 GROUP BY minute ORDER BY minute",
-                per_minute(false)
-            ))
-            .bind(check)
-            .bind(u8::from(location.is_some()))
-            .bind(location.unwrap_or_default())
+        let scope = Scope::Check(check, location);
+        let q = client.query(&format!(
+            "{} WHERE {} AND t >= ? AND t < ? GROUP BY minute ORDER BY minute",
+            per_minute(false),
+            scope_filter(scope)
+        ));
+        bind_scope(q, scope)
             .bind(range.from as u32)
             .bind(range.to as u32)
     }
@@ -660,15 +658,14 @@ mod sql {
         location: Option<&str>,
         from: i64,
     ) -> Query {
-        client
-            .query(&format!(
-                "{} WHERE check_id = ? AND (? = 0 OR location = ?) AND t >= ? AND t < ? \
-                 GROUP BY minute HAVING made > 0 ORDER BY minute DESC LIMIT 1",
-                per_minute(false)
-            ))
-            .bind(check)
-            .bind(u8::from(location.is_some()))
-            .bind(location.unwrap_or_default())
+        let scope = Scope::Check(check, location);
+        let q = client.query(&format!(
+            "{} WHERE {} AND t >= ? AND t < ? \
+             GROUP BY minute HAVING made > 0 ORDER BY minute DESC LIMIT 1",
+            per_minute(false),
+            scope_filter(scope)
+        ));
+        bind_scope(q, scope)
             .bind((from - PRIOR_LOOKBACK_SECS).max(0) as u32)
             .bind(from as u32)
     }

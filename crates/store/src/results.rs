@@ -170,19 +170,19 @@ impl ResultsStore {
 
     /// Writes rows in one insert.
     pub async fn insert(&self, rows: &[RunRow]) -> Result<()> {
-        self.insert_as(rows, "").await
+        self.insert_as(rows, None).await
     }
 
     /// [`insert`](Self::insert) under the given ClickHouse `query_id`
-    /// (empty: one of ClickHouse's own), so that another process can tell
+    /// (`None`: one of ClickHouse's own), so that another process can tell
     /// whether it is still running ([`insert_running`](Self::insert_running)).
-    pub async fn insert_as(&self, rows: &[RunRow], query_id: &str) -> Result<()> {
+    pub async fn insert_as(&self, rows: &[RunRow], query_id: Option<&str>) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
         let mut insert = self.client.insert::<RunRow>(TABLE).await?;
-        if !query_id.is_empty() {
-            insert = insert.with_setting("query_id", query_id);
+        if let Some(id) = query_id {
+            insert = insert.with_setting("query_id", id);
         }
         for row in rows {
             insert.write(row).await?;

@@ -174,7 +174,7 @@ impl ResultOutbox {
                 .map(Into::into)
                 .collect();
             results
-                .insert_as(&fresh, &self.query_id(results, last))
+                .insert_as(&fresh, Some(&self.query_id(results, last)))
                 .await
         }
         .await;
