@@ -67,9 +67,13 @@ start_pg() {
   # keeps Postgres's durable defaults (fsync, synchronous commit).
   local fast=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
   [[ ${PULSE_PG_DURABLE:-0} == 1 ]] && fast=()
+  # PULSE_PG_OPTS: more settings for a measurement, e.g.
+  # "-c shared_preload_libraries=pg_stat_statements".
+  # shellcheck disable=SC2206
+  local extra=(${PULSE_PG_OPTS:-})
   as_pg "$bindir/postgres" -D "$dir/pg/data" -p "$pg_port" -k "$dir/pg" \
     -c listen_addresses=127.0.0.1 -c max_connections=500 -c shared_buffers=128MB \
-    "${fast[@]}" >>"$dir/pg/server.log" 2>&1 &
+    "${fast[@]}" "${extra[@]}" >>"$dir/pg/server.log" 2>&1 &
   echo $! >"$dir/pg.pid"
   wait_for postgres 300 "$bindir/pg_isready" -h 127.0.0.1 -p "$pg_port" -U postgres
 }

@@ -11,7 +11,7 @@
 //! re-queued.
 
 use pulse_runtime::ServerMetrics as Metrics;
-use pulse_store::pg::checks::LocationsNow;
+use pulse_store::pg::checks::{LocationsNow, SweepProbe};
 use pulse_store::{CheckStore, Queue};
 use tokio_util::sync::CancellationToken;
 
@@ -44,13 +44,23 @@ pub async fn run(
     tracing::info!("scheduler stopped");
 }
 
-/// When this scheduler last saw each location live, beside what Redis
-/// remembers (`<prefix>:locations`), so that Redis restarting empty does
-/// not make every location look stale before its workers heartbeat again.
+/// How often the scheduler sweeps for expired leases and stale
+/// locations' slots (at most once a poll when polls are further apart).
+/// Expired leases are found by a scan of `check_schedules` (no index keeps
+/// them, so that finishing a run is a heap-only update), too costly for
+/// every poll; a lost worker's runs are re-queued every poll from its
+/// heartbeat, so the sweep is only the backstop.
+pub const LEASE_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a scheduler remembers between passes: when it last saw each
+/// location live, beside what Redis remembers (`<prefix>:locations`), so
+/// that Redis restarting empty does not make every location look stale
+/// before its workers heartbeat again; and when it last swept.
 #[derive(Debug, Clone)]
 pub struct Presence {
     started: std::time::Instant,
     last_live: std::collections::HashMap<String, std::time::Instant>,
+    last_sweep: Option<std::time::Instant>,
 }
 
 impl Presence {
@@ -59,7 +69,20 @@ impl Presence {
         Presence {
             started,
             last_live: Default::default(),
+            last_sweep: None,
         }
+    }
+
+    /// Whether this pass sweeps: the first does, then one a [`LEASE_SWEEP`].
+    fn sweep_now(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let due = self
+            .last_sweep
+            .is_none_or(|at| now.duration_since(at) >= LEASE_SWEEP);
+        if due {
+            self.last_sweep = Some(now);
+        }
+        due
     }
 
     /// Which locations are live, stale, or known now: a location is stale
@@ -110,8 +133,9 @@ impl Presence {
     }
 }
 
-/// One pass: re-queue expired leases, record stale locations' slots
-/// missed, then claim and queue everything due. `seen` is what this
+/// One pass: re-queue lost workers' runs, sweep (once a [`LEASE_SWEEP`])
+/// for expired leases and stale locations' slots, then claim and queue
+/// everything due. `seen` is what this
 /// scheduler knows of the locations from earlier passes. Returns how many
 /// jobs were queued.
 pub async fn tick(
@@ -121,9 +145,16 @@ pub async fn tick(
     seen: &mut Presence,
 ) -> pulse_store::Result<usize> {
     let mut queued = 0;
-    store.release_idle_leases().await?;
     let workers = queue.presence().await?;
     let now = seen.now(&workers, settings.stale_after);
+    let sweep = if seen.sweep_now() {
+        store.sweep_probe(&now.live).await?
+    } else {
+        SweepProbe::default()
+    };
+    if sweep.expired {
+        store.release_idle_leases().await?;
+    }
     // A lost worker's runs go back to its location's queue while the
     // location has another worker; otherwise they wait for their leases to
     // expire and are recorded missed with the location.
@@ -145,13 +176,18 @@ pub async fn tick(
         queue.push(&relet).await?;
         queued += relet.len();
     }
-    let stale = store
-        .reclaim_expired(settings.batch, settings.lease_margin_ms, &now.live)
-        .await?;
-    if !stale.is_empty() {
-        tracing::info!(count = stale.len(), "re-queued runs with expired leases");
-        queue.push(&stale).await?;
-        queued += stale.len();
+    // Re-queue runs whose lease expired, a batch at a time.
+    let mut reclaim = sweep.expired;
+    while reclaim {
+        let stale = store
+            .reclaim_expired(settings.batch, settings.lease_margin_ms, &now.live)
+            .await?;
+        if !stale.is_empty() {
+            tracing::info!(count = stale.len(), "re-queued runs with expired leases");
+            queue.push(&stale).await?;
+            queued += stale.len();
+        }
+        reclaim = stale.len() as i64 == settings.batch;
     }
     let missed = store.skip_missed_slots(settings.batch).await?;
     if missed > 0 {
@@ -160,7 +196,11 @@ pub async fn tick(
             "slots missed while a worker was lost recorded as missed"
         );
     }
-    let missed = store.miss_stale_slots(settings.batch, &now).await?;
+    let missed = if sweep.expired || sweep.elsewhere {
+        store.miss_stale_slots(settings.batch, &now).await?
+    } else {
+        0
+    };
     if missed > 0 {
         tracing::info!(
             missed,

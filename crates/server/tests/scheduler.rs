@@ -353,3 +353,46 @@ async fn a_location_seen_live_is_not_stale_at_once_when_redis_forgets_it() {
     let now = seen.now(&empty, Duration::ZERO);
     assert_eq!(now.stale, ["a"], "past the grace");
 }
+
+#[tokio::test]
+async fn expired_leases_are_swept_once_a_second_not_every_poll() {
+    // Finding expired leases takes a scan of the schedules (no index keeps
+    // them, so a finish is a heap-only update): a scheduler sweeps on its
+    // first pass, then once a `LEASE_SWEEP`, however often it polls.
+    let f = fixture().await;
+    let id = create(&f.store).await;
+    let _consumer = worker(&f, "w1", "default").await;
+    let mut seen = up();
+    let swept = std::time::Instant::now();
+    assert_eq!(
+        tick(&f.store, &f.queue, &f.settings, &mut seen)
+            .await
+            .unwrap(),
+        1
+    );
+    // Its run is lost without its worker being lost: the lease expires.
+    sqlx::query(
+        "UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' \
+         WHERE check_id = $1",
+    )
+    .bind(id)
+    .execute(f.store.pool())
+    .await
+    .unwrap();
+    let requeued = tick(&f.store, &f.queue, &f.settings, &mut seen)
+        .await
+        .unwrap();
+    if swept.elapsed() < pulse_server::scheduler::LEASE_SWEEP {
+        assert_eq!(requeued, 0, "swept again within a second");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tick(&f.store, &f.queue, &f.settings, &mut seen)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "never re-queued");
+        tokio::time::sleep(f.settings.poll).await;
+    }
+    assert!(swept.elapsed() >= pulse_server::scheduler::LEASE_SWEEP);
+}

@@ -681,3 +681,56 @@ async fn results_a_dead_flusher_may_have_sent_are_looked_up_only_once_its_insert
         assert_eq!(results.since(*id, 0).await.unwrap().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn finishing_a_run_writes_no_index_entry() {
+    // The finish (state written, lease released) changes no indexed
+    // column, so Postgres can keep the new row version beside the old one
+    // (a heap-only update) instead of adding an entry to every index: the
+    // claim's scan of the due index has no dead entries of finishes to
+    // step over. One connection, so its statistics are the ones flushed.
+    let env = TestEnv::new().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&env.database_url)
+        .await
+        .unwrap();
+    pg::migrate(&pool).await.unwrap();
+    let store = CheckStore::new(pool);
+    for _ in 0..20 {
+        check(&store, 60).await;
+    }
+    let jobs = store.claim_due(100, 1000, &here()).await.unwrap();
+    assert_eq!(jobs.len(), 20);
+    let hot_before = hot_updates(&store).await;
+    let finishes: Vec<Finish> = jobs.iter().map(finish).collect();
+    let written = store.finish_batch(&finishes, "w", "default").await.unwrap();
+    assert_eq!(written.len(), 20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let hot = hot_updates(&store).await - hot_before;
+        if hot >= 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{hot} of 20 finishes were heap-only updates"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Heap-only updates of `check_schedules` so far, as the statistics show
+/// them once this connection's are flushed.
+async fn hot_updates(store: &CheckStore) -> i64 {
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'check_schedules'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}

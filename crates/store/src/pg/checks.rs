@@ -304,7 +304,11 @@ const CLAIM_RETURNING: &str = concat!(
 /// ms, `$3` the locations with a live worker): leases due slots, one per
 /// (check, location). The lease covers the run's budget (every attempt
 /// timing out plus the pauses between retries: `Job::run_budget_ms`) plus
-/// the margin. Public so the benchmark can show its plan.
+/// the margin. A claimed row is updated where the scan found it (by
+/// `ctid`: it is locked, so it cannot move meanwhile), and its check is
+/// read by its primary key (the `OFFSET 0` keeps the planner from hashing
+/// the whole `checks` table for a batch). Public so the benchmark can show
+/// its plan.
 pub const CLAIM_DUE_SQL: &str = "UPDATE check_schedules s SET \
         lease_token = gen_random_uuid(), \
         lease_slot = s.next_run_at, \
@@ -312,12 +316,13 @@ pub const CLAIM_DUE_SQL: &str = "UPDATE check_schedules s SET \
             (pulse_run_budget_ms(c.timeout_ms, c.retries) + $2)::float8 / 1000), \
         next_run_at = s.next_run_at + make_interval(secs => (s.period_seconds * \
             (floor(extract(epoch FROM (now() - s.next_run_at)) / s.period_seconds) + 1))::float8) \
-     FROM checks c \
-     WHERE c.id = s.check_id AND (s.check_id, s.location) IN ( \
-        SELECT check_id, location FROM check_schedules \
+     FROM ( \
+        SELECT ctid, check_id FROM check_schedules \
         WHERE active AND lease_token IS NULL AND next_run_at <= now() AND NOT catching_up \
           AND location = ANY($3) \
-        ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) ";
+        ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) d \
+     CROSS JOIN LATERAL (SELECT * FROM checks WHERE id = d.check_id OFFSET 0) c \
+     WHERE s.ctid = d.ctid ";
 
 /// A new lease on the same slot (`$2` margin in ms), for runs whose worker
 /// was lost; its old token no longer writes.
@@ -342,6 +347,16 @@ const MISSED_INSERT: &str = "slots AS ( \
             array_agg(''::text), array_agg(0), array_agg(location) \
         FROM slots HAVING count(*) > 0 \
         RETURNING cardinality(ids) AS n)";
+
+/// What [`CheckStore::sweep_probe`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepProbe {
+    /// Some lease has expired (its run was lost, or its check paused or
+    /// deleted meanwhile).
+    pub expired: bool,
+    /// Some active slot is in a location without a live worker.
+    pub elsewhere: bool,
+}
 
 /// Which locations may run slots now, as the scheduler sees them.
 #[derive(Debug, Clone, Default)]
@@ -595,6 +610,16 @@ impl CheckStore {
             return Err(StoreError::NotFound);
         }
         sync_schedules(&mut tx, id, false).await?;
+        // A run in flight writes nothing once its check is deleted: its
+        // lease, which fences the write, is gone.
+        sqlx::query(
+            "UPDATE check_schedules SET lease_token = NULL, lease_slot = NULL, \
+                lease_expires_at = NULL \
+             WHERE check_id = $1 AND lease_token IS NOT NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -621,6 +646,23 @@ impl CheckStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// What the scheduler's sweep has to do, from one scan of the
+    /// schedules: whether any lease has expired, and whether any active
+    /// slot is in a location without a live worker (`live`). Most sweeps
+    /// find neither and stop here.
+    pub async fn sweep_probe(&self, live: &[String]) -> Result<SweepProbe> {
+        let (expired, elsewhere): (bool, bool) = sqlx::query_as(
+            "SELECT COALESCE(bool_or(lease_token IS NOT NULL AND lease_expires_at <= now()), \
+                false), \
+                COALESCE(bool_or(active AND location <> ALL($1)), false) \
+             FROM check_schedules",
+        )
+        .bind(live)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(SweepProbe { expired, elsewhere })
     }
 
     /// Releases expired leases of paused or deleted checks, and of
@@ -981,9 +1023,8 @@ async fn finish_in(
                 last_latency_ms = i.latency, last_status_code = i.code, last_error = i.error, \
                 consecutive_fails = i.fails, consecutive_degraded = i.degraded, \
                 lease_token = NULL, lease_slot = NULL, lease_expires_at = NULL \
-            FROM input i, checks c \
+            FROM input i \
             WHERE s.check_id = i.id AND s.location = $22 AND s.lease_token = i.token \
-              AND c.id = s.check_id AND c.deleted_at IS NULL \
             RETURNING s.check_id AS id, i.token), \
          incident AS ( \
             UPDATE checks c SET incident_open = i.open, degraded_open = i.degraded_open \
