@@ -18,7 +18,7 @@ pub fn markdown(args: &Args, o: &Outcome) -> String {
         let _ = writeln!(s, "| {k} | {v} |");
     };
     row(
-        "runs/s landed in ClickHouse (sustained)",
+        "runs/s landed in ClickHouse (sustained; requests made)",
         format!("{:.1}", o.runs_per_sec),
     );
     row("runs in window", o.runs_in_window.to_string());
@@ -29,9 +29,11 @@ pub fn markdown(args: &Args, o: &Outcome) -> String {
             o.lag_ms.p50, o.lag_ms.p95, o.lag_ms.p99, o.lag_ms.max
         ),
     );
+    let mut recorded: Vec<_> = o.recorded_missed.iter().collect();
+    recorded.sort();
     row(
-        "missed slots (ClickHouse, window)",
-        o.missed_slots.to_string(),
+        "missed slots (ClickHouse, window; of them recorded `missed`)",
+        format!("{} ({recorded:?})", o.missed_slots),
     );
     row(
         "duplicated slots (ClickHouse, window)",

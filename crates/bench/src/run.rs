@@ -27,12 +27,17 @@ pub struct Outcome {
     pub started_at: String,
     pub machine: String,
     pub target_rate: f64,
-    /// Runs executed in the window (by start time) per second.
+    /// Runs executed in the window (by start time) per second: runs that
+    /// made a request (a slot recorded `missed` is not one).
     pub runs_per_sec: f64,
     pub runs_in_window: u64,
+    /// Start minus due time of the runs of slots due in the window.
     pub lag_ms: Percentiles,
-    /// Slots due in the window with no result.
+    /// Slots due in the window that were not run: no result, or recorded
+    /// `missed` (no request made).
     pub missed_slots: u64,
+    /// Of those, the ones recorded `missed` (by reason).
+    pub recorded_missed: HashMap<String, u64>,
     /// Slots due in the window with more than one result.
     pub duplicated_slots: u64,
     /// Over the whole run: target hits beyond the distinct slots stored.
@@ -208,6 +213,7 @@ struct Row_ {
     run_at_ms: i64,
     scheduled_at_ms: i64,
     status: String,
+    failure_reason: Option<String>,
     location: String,
 }
 
@@ -438,7 +444,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .with_database(&dsn.database)
         .with_validation(false);
     let rows: Vec<Row_> = ch
-        .query("SELECT check_id, run_at_ms, scheduled_at_ms, status, location FROM check_runs")
+        .query(
+            "SELECT check_id, run_at_ms, scheduled_at_ms, status, failure_reason, location \
+             FROM check_runs",
+        )
         .fetch_all()
         .await?;
     // Close its keep-alive connection now: ClickHouse waits for open
@@ -495,15 +504,23 @@ fn count(
     let mut lags = Vec::new();
     let mut per_slot: HashMap<(uuid::Uuid, &str, i64), u64> = HashMap::new();
     let mut per_check: HashMap<(uuid::Uuid, &str), Vec<i64>> = HashMap::new();
+    let mut ran_slots = std::collections::HashSet::new();
     for r in rows {
-        if (t0..t1).contains(&r.run_at_ms) {
+        let ran = r.status != "missed";
+        if ran && (t0..t1).contains(&r.run_at_ms) {
             out.runs_in_window += 1;
         }
         if (t0..t1).contains(&r.scheduled_at_ms) {
-            lags.push(r.run_at_ms - r.scheduled_at_ms);
-            *per_slot
-                .entry((r.check_id, r.location.as_str(), r.scheduled_at_ms))
-                .or_default() += 1;
+            let slot = (r.check_id, r.location.as_str(), r.scheduled_at_ms);
+            if ran {
+                lags.push(r.run_at_ms - r.scheduled_at_ms);
+                ran_slots.insert(slot);
+            } else {
+                *out.recorded_missed
+                    .entry(r.failure_reason.clone().unwrap_or_default())
+                    .or_default() += 1;
+            }
+            *per_slot.entry(slot).or_default() += 1;
             *out.statuses.entry(r.status.clone()).or_default() += 1;
         }
         per_check
@@ -545,7 +562,7 @@ fn count(
     }
     // (Check, location)s that never produced a row at all are missed too.
     let never = (ids.len() * args.locations).saturating_sub(per_check.len()) as u64;
-    out.missed_slots = expected.saturating_sub(per_slot.len() as u64)
+    out.missed_slots = expected.saturating_sub(ran_slots.len() as u64)
         + never * (args.duration_s / args.interval_s);
 }
 

@@ -734,3 +734,61 @@ async fn hot_updates(store: &CheckStore) -> i64 {
     .await
     .unwrap()
 }
+
+#[tokio::test]
+async fn a_run_that_waited_past_its_lease_is_recorded_missed_once_under_its_token() {
+    let store = store().await;
+    let id = check(&store, 10).await;
+    let due = Utc::now() - Duration::milliseconds(300);
+    set_next_run(&store, id, due).await;
+    let job = store.claim_due(10, 1000, &here()).await.unwrap().remove(0);
+    // A stale token records nothing.
+    assert_eq!(
+        store
+            .record_late(&[(id, Uuid::new_v4())], "default")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .record_late(&[(id, job.token)], "default")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        missed_rows(&store, id).await,
+        vec![(
+            due.timestamp_millis(),
+            "missed".to_string(),
+            "queued_too_long".to_string()
+        )]
+    );
+    // The lease is released and the schedule goes on from the next slot:
+    // the late slot is neither queued again nor recorded twice.
+    let lease: Option<Uuid> =
+        sqlx::query_scalar("SELECT lease_token FROM check_schedules WHERE check_id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(lease, None);
+    assert_eq!(
+        store.get(id).await.unwrap().next_run_at.timestamp_millis(),
+        due.timestamp_millis() + 10_000
+    );
+    assert_eq!(
+        store
+            .record_late(&[(id, job.token)], "default")
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store
+        .reclaim_expired(10, 0, &here())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(missed_rows(&store, id).await.len(), 1);
+}

@@ -20,8 +20,19 @@ const LINGER: Duration = Duration::from_millis(20);
 const MAX_BATCH: usize = 500;
 
 pub enum Done {
-    Ran { raw: String, finish: Box<Finish> },
-    Skip { raw: String },
+    Ran {
+        raw: String,
+        finish: Box<Finish>,
+    },
+    /// Not run: it waited in the queue past its lease. Recorded `missed`
+    /// under its lease token (check, token).
+    Late {
+        raw: String,
+        lease: (Uuid, Uuid),
+    },
+    Skip {
+        raw: String,
+    },
 }
 
 pub struct Finisher {
@@ -75,14 +86,28 @@ impl Finisher {
     async fn flush(&self, batch: Vec<Done>) {
         let mut raws = Vec::with_capacity(batch.len());
         let mut ran = Vec::new();
+        let mut late = Vec::new();
         for item in batch {
             match item {
                 Done::Ran { raw, finish } => {
                     raws.push(raw);
                     ran.push(*finish);
                 }
+                Done::Late { raw, lease } => {
+                    raws.push(raw);
+                    late.push(lease);
+                }
                 Done::Skip { raw } => raws.push(raw),
             }
+        }
+        match self.checks.record_late(&late, &self.location).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                runs = n,
+                "runs that waited in the queue past their lease recorded missed"
+            ),
+            // Their leases expire and the scheduler queues them again.
+            Err(e) => tracing::warn!(error = %e, runs = late.len(), "recording late runs failed"),
         }
         let written: std::collections::HashSet<Uuid> =
             self.write(&mut ran).await.into_iter().collect();

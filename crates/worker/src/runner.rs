@@ -50,8 +50,27 @@ pub async fn process_job(ctx: &RunContext, raw: String, job: Option<Job>) {
 
 async fn run_job(ctx: &RunContext, raw: String, job: Job) {
     let now_ms = chrono::Utc::now().timestamp_millis();
+    if !job.can_start(now_ms) && ctx.alive.is_alive() {
+        // Recorded `missed` (reason `queued_too_long`), and the check goes
+        // on with its next slot; its lag counts, so overload shows. (A
+        // worker that was cut off leaves its jobs to the scheduler, which
+        // runs their slots again under new leases.)
+        tracing::debug!(check_id = %job.check_id, "job waited past its lease; recorded missed");
+        let lag_ms = (now_ms - job.slot_ms).max(0);
+        ctx.metrics.schedule_lag.observe(lag_ms as f64 / 1000.0);
+        ctx.overload.record(lag_ms as u64);
+        ctx.metrics
+            .runs
+            .get_or_create(&StatusLabel {
+                status: pulse_core::RunStatus::Missed.as_str().into(),
+            })
+            .inc();
+        let lease = (job.check_id, job.token);
+        let _ = ctx.done.send(Done::Late { raw, lease }).await;
+        return;
+    }
     if !job.can_start(now_ms) {
-        tracing::warn!(check_id = %job.check_id, "job waited past its lease; left for re-queue");
+        tracing::warn!(check_id = %job.check_id, "job waited past its lease while this worker was cut off; left for re-queue");
         let _ = ctx.done.send(Done::Skip { raw }).await;
         return;
     }

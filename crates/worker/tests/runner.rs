@@ -102,3 +102,44 @@ async fn garbage_on_the_queue_is_skipped() {
     process_one(&ctx, "not a job".into()).await;
     assert!(matches!(rx.recv().await, Some(Done::Skip { .. })));
 }
+
+/// A job claimed `waited` ago whose lease (2 s of timeout + 5 s margin)
+/// ran from the claim.
+fn queued_for(url: String, waited: Duration) -> Job {
+    let mut job = job(url, 0);
+    job.claimed_ms -= waited.as_millis() as i64;
+    job.slot_ms = job.claimed_ms;
+    job.lease_expires_ms = job.claimed_ms + 2000 + 5000;
+    job
+}
+
+#[tokio::test]
+async fn a_job_that_waited_in_the_queue_past_its_lease_is_not_run_but_recorded_late() {
+    let target = Target::start().await;
+    let (ctx, mut rx) = context(alive());
+    // 2.5 s of the 5 s margin is all a job may wait; this one waited 3 s.
+    let job = queued_for(target.url("/hit/late"), Duration::from_secs(3));
+    process_one(&ctx, job.encode()).await;
+    let Some(Done::Late { lease, .. }) = rx.recv().await else {
+        panic!("not recorded late");
+    };
+    assert_eq!(lease, (job.check_id, job.token));
+    assert_eq!(target.hits("/hit/late"), 0, "no request was made");
+    // One that waited 2 s still runs.
+    let job = queued_for(target.url("/hit/in-time"), Duration::from_secs(2));
+    process_one(&ctx, job.encode()).await;
+    assert!(matches!(rx.recv().await, Some(Done::Ran { .. })));
+    assert_eq!(target.hits("/hit/in-time"), 1);
+}
+
+#[tokio::test]
+async fn a_cut_off_worker_leaves_a_late_job_to_the_scheduler() {
+    // Its lease has likely been handed to another worker already: that
+    // run, not a `missed` record, decides the slot.
+    let target = Target::start().await;
+    let (ctx, mut rx) = context(Liveness::new(Duration::from_secs(3)));
+    let job = queued_for(target.url("/hit/cut-off"), Duration::from_secs(3));
+    process_one(&ctx, job.encode()).await;
+    assert!(matches!(rx.recv().await, Some(Done::Skip { .. })));
+    assert_eq!(target.hits("/hit/cut-off"), 0);
+}

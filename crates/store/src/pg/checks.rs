@@ -348,6 +348,11 @@ const MISSED_INSERT: &str = "slots AS ( \
         FROM slots HAVING count(*) > 0 \
         RETURNING cardinality(ids) AS n)";
 
+/// The reason and error of a run recorded by [`CheckStore::record_late`].
+pub const LATE_REASON: &str = "queued_too_long";
+const LATE_ERROR: &str = "no request made: the run waited in the queue past its lease \
+    (the location's workers were busy or down)";
+
 /// What [`CheckStore::sweep_probe`] found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepProbe {
@@ -803,6 +808,45 @@ impl CheckStore {
             )
             .await?;
         Ok(leases + slots)
+    }
+
+    /// Records runs that waited in the queue past their lease (`late`, as
+    /// (check, lease token) pairs taken in `location`) as `missed` (no
+    /// request made, reason `queued_too_long`) and releases their leases,
+    /// fenced by the token: the check goes on with its next slot instead of
+    /// running this one late (a late run does not measure the past) or
+    /// waiting for the lease to expire and queueing it again, which under
+    /// overload only adds work. Returns how many were recorded.
+    pub async fn record_late(&self, late: &[(Uuid, Uuid)], location: &str) -> Result<i64> {
+        if late.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = late.iter().map(|l| l.0).collect();
+        let tokens: Vec<Uuid> = late.iter().map(|l| l.1).collect();
+        let sql = format!(
+            "WITH due AS ( \
+                SELECT s.check_id, s.location, s.lease_slot FROM check_schedules s, \
+                    UNNEST($1::uuid[], $4::uuid[]) AS l(id, token) \
+                WHERE s.check_id = l.id AND s.location = $5 AND s.lease_token = l.token \
+                FOR UPDATE OF s), \
+             moved AS ( \
+                UPDATE check_schedules s SET lease_token = NULL, lease_slot = NULL, \
+                    lease_expires_at = NULL \
+                FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
+                RETURNING s.check_id, s.location, d.lease_slot AS old_next, \
+                    d.lease_slot + make_interval(secs => s.period_seconds) AS next_run_at, \
+                    s.period_seconds), \
+             {MISSED_INSERT} SELECT sum(n)::bigint FROM ins"
+        );
+        let (recorded,): (Option<i64>,) = sqlx::query_as(&sql)
+            .bind(ids)
+            .bind(LATE_REASON)
+            .bind(LATE_ERROR)
+            .bind(tokens)
+            .bind(location)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(recorded.unwrap_or(0))
     }
 
     /// Runs `WITH {ctes}, {MISSED_INSERT}`: `ctes` pick up to `$1` rows
