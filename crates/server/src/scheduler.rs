@@ -49,18 +49,27 @@ pub async fn run(
 /// Expired leases are found by a scan of `check_schedules` (no index keeps
 /// them, so that finishing a run is a heap-only update), too costly for
 /// every poll; a lost worker's runs are re-queued every poll from its
-/// heartbeat, so the sweep is only the backstop.
+/// heartbeat, so the sweep is only the backstop. On a table so large that
+/// the scan takes longer than a fiftieth of this, sweeps are spaced out to
+/// fifty times the scan's duration (so they take about 2% of a core), up to
+/// [`LEASE_SWEEP_MAX`].
 pub const LEASE_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The longest gap between sweeps, however long the scan takes (a slow
+/// scan may be a passing stall, not a large table).
+pub const LEASE_SWEEP_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a scheduler remembers between passes: when it last saw each
 /// location live, beside what Redis remembers (`<prefix>:locations`), so
 /// that Redis restarting empty does not make every location look stale
-/// before its workers heartbeat again; and when it last swept.
+/// before its workers heartbeat again; and when it last swept, and how
+/// long to wait for the next sweep.
 #[derive(Debug, Clone)]
 pub struct Presence {
     started: std::time::Instant,
     last_live: std::collections::HashMap<String, std::time::Instant>,
     last_sweep: Option<std::time::Instant>,
+    sweep_every: std::time::Duration,
 }
 
 impl Presence {
@@ -70,15 +79,17 @@ impl Presence {
             started,
             last_live: Default::default(),
             last_sweep: None,
+            sweep_every: LEASE_SWEEP,
         }
     }
 
-    /// Whether this pass sweeps: the first does, then one a [`LEASE_SWEEP`].
+    /// Whether this pass sweeps: the first does, then one a [`LEASE_SWEEP`]
+    /// (or longer: see [`Self::swept`]).
     fn sweep_now(&mut self) -> bool {
         let now = std::time::Instant::now();
         let due = self
             .last_sweep
-            .is_none_or(|at| now.duration_since(at) >= LEASE_SWEEP);
+            .is_none_or(|at| now.duration_since(at) >= self.sweep_every);
         if due {
             self.last_sweep = Some(now);
         }
@@ -131,9 +142,15 @@ impl Presence {
             unknown_stale: self.started.elapsed() > stale_after,
         }
     }
+
+    /// The sweep's scan took `took`: the next one waits fifty times that,
+    /// between [`LEASE_SWEEP`] and [`LEASE_SWEEP_MAX`].
+    fn swept(&mut self, took: std::time::Duration) {
+        self.sweep_every = (took * 50).clamp(LEASE_SWEEP, LEASE_SWEEP_MAX);
+    }
 }
 
-/// One pass: re-queue lost workers' runs, sweep (once a [`LEASE_SWEEP`])
+/// One pass: re-queue lost workers' runs, sweep (about once a [`LEASE_SWEEP`])
 /// for expired leases and stale locations' slots, then claim and queue
 /// everything due. `seen` is what this
 /// scheduler knows of the locations from earlier passes. Returns how many
@@ -148,7 +165,10 @@ pub async fn tick(
     let workers = queue.presence().await?;
     let now = seen.now(&workers, settings.stale_after);
     let sweep = if seen.sweep_now() {
-        store.sweep_probe(&now.live).await?
+        let started = std::time::Instant::now();
+        let probe = store.sweep_probe(&now.live).await?;
+        seen.swept(started.elapsed());
+        probe
     } else {
         SweepProbe::default()
     };
@@ -222,4 +242,29 @@ pub async fn tick(
         }
     }
     Ok(queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn sweeps_are_spaced_out_when_the_scan_is_slow_up_to_ten_seconds() {
+        let mut p = Presence::new(Instant::now());
+        assert!(p.sweep_now(), "the first pass sweeps");
+        assert!(!p.sweep_now(), "not again within a second");
+        for (took_ms, every_ms) in [(5, 1000), (20, 1000), (100, 5000), (2000, 10_000)] {
+            p.swept(Duration::from_millis(took_ms));
+            assert_eq!(
+                p.sweep_every,
+                Duration::from_millis(every_ms),
+                "scan {took_ms} ms"
+            );
+        }
+        p.last_sweep = Some(Instant::now() - Duration::from_millis(9_000));
+        assert!(!p.sweep_now());
+        p.last_sweep = Some(Instant::now() - Duration::from_millis(10_000));
+        assert!(p.sweep_now());
+    }
 }
