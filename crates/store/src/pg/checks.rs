@@ -300,15 +300,20 @@ const CLAIM_RETURNING: &str = concat!(
     ", s.consecutive_fails, c.incident_open, s.consecutive_degraded, c.degraded_open"
 );
 
+/// What [`CLAIM_DUE_SQL`] runs under, in its transaction.
+pub const CLAIM_SETTINGS: [&str; 2] = [
+    "SET LOCAL enable_hashjoin = off",
+    "SET LOCAL enable_mergejoin = off",
+];
+
 /// The scheduler's claim statement (`$1` batch size, `$2` lease margin in
 /// ms, `$3` the locations with a live worker): leases due slots, one per
 /// (check, location). The lease covers the run's budget (every attempt
 /// timing out plus the pauses between retries: `Job::run_budget_ms`) plus
-/// the margin. A claimed row is updated where the scan found it (by
-/// `ctid`: it is locked, so it cannot move meanwhile), and its check is
-/// read by its primary key (the `OFFSET 0` keeps the planner from hashing
-/// the whole `checks` table for a batch). Public so the benchmark can show
-/// its plan.
+/// the margin. Each claimed row, and its check, is read by its primary key:
+/// [`CheckStore::claim_due`] runs it with hash and merge joins off, and
+/// the `OFFSET 0` keeps the check's lookup a lookup. Public so the
+/// benchmark can show its plan.
 pub const CLAIM_DUE_SQL: &str = "UPDATE check_schedules s SET \
         lease_token = gen_random_uuid(), \
         lease_slot = s.next_run_at, \
@@ -317,12 +322,12 @@ pub const CLAIM_DUE_SQL: &str = "UPDATE check_schedules s SET \
         next_run_at = s.next_run_at + make_interval(secs => (s.period_seconds * \
             (floor(extract(epoch FROM (now() - s.next_run_at)) / s.period_seconds) + 1))::float8) \
      FROM ( \
-        SELECT ctid, check_id FROM check_schedules \
+        SELECT check_id, location FROM check_schedules \
         WHERE active AND lease_token IS NULL AND next_run_at <= now() AND NOT catching_up \
           AND location = ANY($3) \
         ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) d \
      CROSS JOIN LATERAL (SELECT * FROM checks WHERE id = d.check_id OFFSET 0) c \
-     WHERE s.ctid = d.ctid ";
+     WHERE s.check_id = d.check_id AND s.location = d.location ";
 
 /// A new lease on the same slot (`$2` margin in ms), for runs whose worker
 /// was lost; its old token no longer writes.
@@ -644,12 +649,21 @@ impl CheckStore {
         lease_margin_ms: i64,
         live: &[String],
     ) -> Result<Vec<Job>> {
+        // Hash and merge joins off for this statement: it joins a batch to
+        // its rows and checks, which the key lookups do in a few ms, while
+        // the planner, sure of neither the batch's size nor the table's,
+        // would hash a full scan of both tables.
+        let mut tx = self.pool.begin().await?;
+        for setting in CLAIM_SETTINGS {
+            sqlx::query(setting).execute(&mut *tx).await?;
+        }
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!("{CLAIM_DUE_SQL}{CLAIM_RETURNING}"))
             .bind(limit)
             .bind(lease_margin_ms)
             .bind(live)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
