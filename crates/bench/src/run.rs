@@ -586,9 +586,9 @@ async fn pg_xacts(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
 
 async fn explain_claim(pool: &sqlx::PgPool, when: &str) -> anyhow::Result<String> {
     let mut tx = pool.begin().await?;
-    for setting in pulse_store::pg::checks::CLAIM_SETTINGS {
-        sqlx::query(setting).execute(&mut *tx).await?;
-    }
+    sqlx::query(pulse_store::pg::checks::CLAIM_SETTINGS)
+        .execute(&mut *tx)
+        .await?;
     let sql = format!(
         "EXPLAIN (ANALYZE, BUFFERS) {}",
         pulse_store::pg::checks::CLAIM_DUE_SQL

@@ -48,30 +48,37 @@ pub async fn process_job(ctx: &RunContext, raw: String, job: Option<Job>) {
     run_job(ctx, raw, job).instrument(span).await
 }
 
+/// Counts a run (made, or recorded `missed`) by status, and its scheduling
+/// lag (start, or the decision not to start, minus due time), which the
+/// overload watch reads.
+fn count_run(ctx: &RunContext, status: pulse_core::RunStatus, lag_ms: i64) {
+    ctx.metrics
+        .runs
+        .get_or_create(&StatusLabel {
+            status: status.as_str().into(),
+        })
+        .inc();
+    let lag_ms = lag_ms.max(0);
+    ctx.metrics.schedule_lag.observe(lag_ms as f64 / 1000.0);
+    ctx.overload.record(lag_ms as u64);
+}
+
 async fn run_job(ctx: &RunContext, raw: String, job: Job) {
     let now_ms = chrono::Utc::now().timestamp_millis();
-    if !job.can_start(now_ms) && ctx.alive.is_alive() {
+    if !job.can_start(now_ms) {
+        if !ctx.alive.is_alive() {
+            // This worker was cut off: the scheduler has re-leased the
+            // slot, and runs it again.
+            tracing::warn!(check_id = %job.check_id, "job waited past its lease while this worker was cut off; left for re-queue");
+            let _ = ctx.done.send(Done::Skip { raw }).await;
+            return;
+        }
         // Recorded `missed` (reason `queued_too_long`), and the check goes
-        // on with its next slot; its lag counts, so overload shows. (A
-        // worker that was cut off leaves its jobs to the scheduler, which
-        // runs their slots again under new leases.)
+        // on with its next slot; its lag counts, so overload shows.
         tracing::debug!(check_id = %job.check_id, "job waited past its lease; recorded missed");
-        let lag_ms = (now_ms - job.slot_ms).max(0);
-        ctx.metrics.schedule_lag.observe(lag_ms as f64 / 1000.0);
-        ctx.overload.record(lag_ms as u64);
-        ctx.metrics
-            .runs
-            .get_or_create(&StatusLabel {
-                status: pulse_core::RunStatus::Missed.as_str().into(),
-            })
-            .inc();
+        count_run(ctx, pulse_core::RunStatus::Missed, now_ms - job.slot_ms);
         let lease = (job.check_id, job.token);
         let _ = ctx.done.send(Done::Late { raw, lease }).await;
-        return;
-    }
-    if !job.can_start(now_ms) {
-        tracing::warn!(check_id = %job.check_id, "job waited past its lease while this worker was cut off; left for re-queue");
-        let _ = ctx.done.send(Done::Skip { raw }).await;
         return;
     }
     let epoch = ctx.alive.epoch();
@@ -83,12 +90,12 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
         let _ = ctx.done.send(Done::Skip { raw }).await;
         return;
     };
+    count_run(
+        ctx,
+        outcome.status,
+        outcome.started_at.timestamp_millis() - job.slot_ms,
+    );
     let m = &ctx.metrics;
-    m.runs
-        .get_or_create(&StatusLabel {
-            status: outcome.status.as_str().into(),
-        })
-        .inc();
     m.run_duration
         .observe(f64::from(outcome.latency_ms) / 1000.0);
     if let Some(p) = &outcome.phases {
@@ -100,9 +107,6 @@ async fn run_job(ctx: &RunContext, raw: String, job: Job) {
                 .observe(f64::from(ms) / 1000.0);
         }
     }
-    let lag_ms = (outcome.started_at.timestamp_millis() - job.slot_ms).max(0);
-    m.schedule_lag.observe(lag_ms as f64 / 1000.0);
-    ctx.overload.record(lag_ms as u64);
     // This location's streak; the check's incident follows from it here
     // for a check in one location, and in the finisher (from every
     // location's streak, under the check's lock) for one in several.

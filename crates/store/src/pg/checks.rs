@@ -300,11 +300,10 @@ const CLAIM_RETURNING: &str = concat!(
     ", s.consecutive_fails, c.incident_open, s.consecutive_degraded, c.degraded_open"
 );
 
-/// What [`CLAIM_DUE_SQL`] runs under, in its transaction.
-pub const CLAIM_SETTINGS: [&str; 2] = [
-    "SET LOCAL enable_hashjoin = off",
-    "SET LOCAL enable_mergejoin = off",
-];
+/// What [`CLAIM_DUE_SQL`] runs under, in its transaction (`SET LOCAL` of
+/// both, in one round trip).
+pub const CLAIM_SETTINGS: &str = "SELECT set_config('enable_hashjoin', 'off', true), \
+    set_config('enable_mergejoin', 'off', true)";
 
 /// The scheduler's claim statement (`$1` batch size, `$2` lease margin in
 /// ms, `$3` the locations with a live worker): leases due slots, one per
@@ -352,6 +351,17 @@ const MISSED_INSERT: &str = "slots AS ( \
             array_agg(''::text), array_agg(0), array_agg(location) \
         FROM slots HAVING count(*) > 0 \
         RETURNING cardinality(ids) AS n)";
+
+/// Releases the leases of the rows in `due` (which holds their
+/// `lease_slot`) and gives each leased slot as the one slot moved past
+/// (`moved`, for [`MISSED_INSERT`]); `{set}` sets more columns.
+const RELEASE_DUE: &str = "moved AS ( \
+        UPDATE check_schedules s SET lease_token = NULL, lease_slot = NULL, \
+            lease_expires_at = NULL{set} \
+        FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
+        RETURNING s.check_id, s.location, d.lease_slot AS old_next, \
+            d.lease_slot + make_interval(secs => s.period_seconds) AS next_run_at, \
+            s.period_seconds)";
 
 /// The reason and error of a run recorded by [`CheckStore::record_late`].
 pub const LATE_REASON: &str = "queued_too_long";
@@ -654,9 +664,7 @@ impl CheckStore {
         // the planner, sure of neither the batch's size nor the table's,
         // would hash a full scan of both tables.
         let mut tx = self.pool.begin().await?;
-        for setting in CLAIM_SETTINGS {
-            sqlx::query(setting).execute(&mut *tx).await?;
-        }
+        sqlx::query(CLAIM_SETTINGS).execute(&mut *tx).await?;
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!("{CLAIM_DUE_SQL}{CLAIM_RETURNING}"))
             .bind(limit)
             .bind(lease_margin_ms)
@@ -784,17 +792,13 @@ impl CheckStore {
     pub async fn miss_stale_slots(&self, limit: i64, now: &LocationsNow) -> Result<i64> {
         let leases = self
             .record_missed(
-                "due AS ( \
+                &format!(
+                    "due AS ( \
                     SELECT check_id, location, lease_slot FROM check_schedules \
-                    WHERE lease_token IS NOT NULL AND lease_expires_at <= now() AND {stale} \
-                    LIMIT $1 FOR UPDATE SKIP LOCKED), \
-                 moved AS ( \
-                    UPDATE check_schedules s SET lease_token = NULL, lease_slot = NULL, \
-                        lease_expires_at = NULL, catching_up = false \
-                    FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
-                    RETURNING s.check_id, s.location, d.lease_slot AS old_next, \
-                        d.lease_slot + make_interval(secs => s.period_seconds) AS next_run_at, \
-                        s.period_seconds)",
+                    WHERE lease_token IS NOT NULL AND lease_expires_at <= now() AND {{stale}} \
+                    LIMIT $1 FOR UPDATE SKIP LOCKED), {}",
+                    RELEASE_DUE.replace("{set}", ", catching_up = false")
+                ),
                 limit,
                 "worker_lost",
                 "no request made: the worker running this check was lost with its location",
@@ -843,14 +847,8 @@ impl CheckStore {
                     UNNEST($1::uuid[], $4::uuid[]) AS l(id, token) \
                 WHERE s.check_id = l.id AND s.location = $5 AND s.lease_token = l.token \
                 FOR UPDATE OF s), \
-             moved AS ( \
-                UPDATE check_schedules s SET lease_token = NULL, lease_slot = NULL, \
-                    lease_expires_at = NULL \
-                FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
-                RETURNING s.check_id, s.location, d.lease_slot AS old_next, \
-                    d.lease_slot + make_interval(secs => s.period_seconds) AS next_run_at, \
-                    s.period_seconds), \
-             {MISSED_INSERT} SELECT sum(n)::bigint FROM ins"
+             {}, {MISSED_INSERT} SELECT sum(n)::bigint FROM ins",
+            RELEASE_DUE.replace("{set}", "")
         );
         let (recorded,): (Option<i64>,) = sqlx::query_as(&sql)
             .bind(ids)
