@@ -24,6 +24,7 @@ use pulse_core::{FailureReason, RunOutcome};
 use rustls::pki_types::CertificateDer;
 
 pub mod engine;
+pub mod judge;
 mod probes;
 mod tls;
 
@@ -340,13 +341,14 @@ impl Checker {
             ),
             Ok(Err(e)) => Self::fetch_failed(started_at, latency_ms, e),
             Ok(Ok((status, headers, body, missing, certificate))) => {
-                let response = pulse_core::assertion::Response {
+                let answer = judge::Answer {
                     status,
-                    headers: &headers,
-                    body: &body,
+                    headers,
+                    body,
                     latency_ms,
                 };
-                let mut outcome = RunOutcome::judge(started_at, &response, &probe.expect);
+                let (mut outcome, _) =
+                    judge::judge(started_at, answer, &probe.expect, judge::JUDGE_BUDGET).await;
                 if let Some(why) = missing.filter(|_| outcome.status.is_up()) {
                     let reason = if matches!(probe.kind, ProbeKind::Dns { .. }) {
                         FailureReason::Dns
@@ -418,22 +420,26 @@ impl Checker {
             ),
             Ok(Err(e)) => Self::fetch_failed(started_at, latency_ms, e),
             Ok(Ok(answer)) => {
-                let response = pulse_core::assertion::Response {
+                let certificate = answer.certificate;
+                let reason = answer.reason;
+                let judged = judge::Answer {
                     status: answer.status,
-                    headers: &answer.headers,
-                    body: &answer.body,
+                    headers: answer.headers,
+                    body: answer.body,
                     latency_ms,
                 };
-                let mut outcome = RunOutcome::judge(started_at, &response, &probe.expect);
-                if !outcome.status.is_up() {
+                let (mut outcome, judged) =
+                    judge::judge(started_at, judged, &probe.expect, judge::JUDGE_BUDGET).await;
+                // A response judged over budget is not handed back.
+                if !outcome.status.is_up() && judged.status != 0 {
                     outcome.excerpt = Some(pulse_core::run::excerpt(
-                        answer.status,
-                        &answer.reason,
-                        &answer.headers,
-                        &answer.body,
+                        judged.status,
+                        &reason,
+                        &judged.headers,
+                        &judged.body,
                     ));
                 }
-                outcome.certificate = answer.certificate;
+                outcome.certificate = certificate;
                 outcome
             }
         };

@@ -11,6 +11,10 @@
 //!   not_exists. Both sides compare as numbers when both parse as numbers.
 
 use serde::{Deserialize, Serialize};
+use serde_json_path::functions::{LogicalType, ValueType};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// Most assertions a check may have.
 pub const MAX_ASSERTIONS: usize = 20;
@@ -18,8 +22,22 @@ pub const MAX_ASSERTIONS: usize = 20;
 pub const MAX_TEXT: usize = 1024;
 /// An actual value is kept up to this many characters.
 pub const MAX_ACTUAL_CHARS: usize = 200;
-/// Largest compiled regex (bytes), so a pattern cannot eat memory.
+/// Largest compiled regex (bytes), so a pattern cannot eat memory. The
+/// same limit applies to the patterns of JSONPath's `match()` and
+/// `search()`.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Deepest nesting of brackets and parentheses in a JSONPath. Parsing cost
+/// grows about fourfold per level of nested filters (`$[?@[?@[?@]]]`), so
+/// the depth is checked before the parser sees the text; 8 levels parse in
+/// under a millisecond.
+pub const MAX_JSONPATH_NESTING: usize = 8;
+/// Most text a JSONPath's matches may produce for judging: `$..*` on a
+/// deeply nested document would otherwise copy each subtree once per
+/// ancestor. Past this the value is cut (and still compared).
+pub const MAX_JUDGED_BYTES: usize = 64 * 1024;
+/// Compiled JSONPaths and regexes kept, by their text, so a check's
+/// patterns are compiled once, not on every run or every value.
+const COMPILED_CACHE: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -140,10 +158,120 @@ fn bad(field: &'static str, message: impl Into<String>) -> AssertionError {
     }
 }
 
-fn regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
+/// A bounded map from a pattern's text to what it compiled to (or why it
+/// did not), shared by every check in the process.
+struct Compiled<T> {
+    map: Mutex<HashMap<String, Result<Arc<T>, String>>>,
+}
+
+impl<T> Compiled<T> {
+    fn new() -> Compiled<T> {
+        Compiled {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(
+        &self,
+        text: &str,
+        compile: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Arc<T>, String> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = map.get(text) {
+            return found.clone();
+        }
+        let compiled = compile(text).map(Arc::new);
+        if map.len() >= COMPILED_CACHE {
+            map.clear();
+        }
+        map.insert(text.to_string(), compiled.clone());
+        compiled
+    }
+}
+
+static REGEXES: LazyLock<Compiled<regex::Regex>> = LazyLock::new(Compiled::new);
+static PATHS: LazyLock<Compiled<serde_json_path::JsonPath>> = LazyLock::new(Compiled::new);
+
+fn regex(pattern: &str) -> Result<Arc<regex::Regex>, String> {
+    REGEXES.get(pattern, |p| {
+        regex::RegexBuilder::new(p)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// How deep brackets and parentheses nest in a JSONPath, outside its
+/// string literals.
+fn nesting(path: &str) -> usize {
+    let (mut depth, mut deepest, mut quote, mut escaped) = (0usize, 0usize, None, false);
+    for c in path.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '[' | '(' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ']' | ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    deepest
+}
+
+/// A JSONPath, compiled once per text; its size and nesting are checked
+/// before it is parsed.
+fn json_path(path: &str) -> Result<Arc<serde_json_path::JsonPath>, String> {
+    if path.len() > MAX_TEXT {
+        return Err(format!("is longer than {MAX_TEXT} bytes"));
+    }
+    if nesting(path) > MAX_JSONPATH_NESTING {
+        return Err(format!(
+            "nests brackets and parentheses more than {MAX_JSONPATH_NESTING} deep"
+        ));
+    }
+    PATHS.get(path, |p| {
+        serde_json_path::JsonPath::parse(p).map_err(|e| format!("is not a valid JSONPath: {e}"))
+    })
+}
+
+/// JSONPath's `match()` (RFC 9535 2.4.6), in place of the library's: the
+/// pattern is compiled once and under the same size limit as any other.
+#[serde_json_path::function(name = "match")]
+fn match_func(value: ValueType, pattern: ValueType) -> LogicalType {
+    jsonpath_regex(value, pattern, |p| format!("(?R)^({p})$"))
+}
+
+/// JSONPath's `search()` (RFC 9535 2.4.7), compiled once and bounded.
+#[serde_json_path::function(name = "search")]
+fn search_func(value: ValueType, pattern: ValueType) -> LogicalType {
+    jsonpath_regex(value, pattern, |p| format!("(?R)({p})"))
+}
+
+fn jsonpath_regex(
+    value: ValueType,
+    pattern: ValueType,
+    wrap: impl Fn(&str) -> String,
+) -> LogicalType {
+    match (value.as_value(), pattern.as_value()) {
+        (Some(serde_json::Value::String(s)), Some(serde_json::Value::String(p)))
+            if p.len() <= MAX_TEXT =>
+        {
+            regex(&wrap(p)).is_ok_and(|re| re.is_match(s)).into()
+        }
+        _ => LogicalType::False,
+    }
 }
 
 impl Assertion {
@@ -182,8 +310,7 @@ impl Assertion {
             }
         }
         if let (Source::JsonBody, Some(p)) = (self.source, property) {
-            serde_json_path::JsonPath::parse(p)
-                .map_err(|e| bad("property", format!("is not a valid JSONPath: {e}")))?;
+            json_path(p).map_err(|e| bad("property", e))?;
         }
         let target = self.target.as_deref();
         if self.comparison.needs_target() && target.is_none() {
@@ -236,6 +363,21 @@ impl Assertion {
             s.push_str(&format!(" {t:?}"));
         }
         s
+    }
+}
+
+/// Compiles the JSONPaths and regexes of a check input's `assertions`
+/// (the raw JSON) into the shared cache, ignoring what does not parse:
+/// validation then finds them compiled. This is the costly part of
+/// validating a check, for callers to run off their async threads.
+pub fn precompile(assertions: &serde_json::Value) {
+    let Some(list) = assertions.as_array() else {
+        return;
+    };
+    for item in list.iter().take(MAX_ASSERTIONS) {
+        if let Ok(a) = serde_json::from_value::<Assertion>(item.clone()) {
+            let _ = a.validate();
+        }
     }
 }
 
@@ -317,25 +459,52 @@ fn actual(
         }
         Source::JsonBody => {
             let doc = json.get_or_insert_with(|| serde_json::from_slice(r.body).ok());
-            let path = serde_json_path::JsonPath::parse(property).ok()?;
+            let path = json_path(property).ok()?;
             let nodes = path.query(doc.as_ref()?).all();
             match nodes.as_slice() {
                 [] => None,
-                [one] => Some(json_text(one)),
-                many => Some(
-                    serde_json::Value::Array(many.iter().map(|v| (*v).clone()).collect())
-                        .to_string(),
-                ),
+                [serde_json::Value::String(s)] => Some(s.clone()),
+                [one] => Some(bounded_json(|w| Ok(serde_json::to_writer(w, one)?))),
+                many => Some(bounded_json(|w| {
+                    w.write_all(b"[")?;
+                    for (i, v) in many.iter().enumerate() {
+                        if i > 0 {
+                            w.write_all(b",")?;
+                        }
+                        serde_json::to_writer(&mut *w, v)?;
+                    }
+                    w.write_all(b"]")
+                })),
             }
         }
     }
 }
 
-/// A JSON value as text: strings without their quotes.
-fn json_text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// Writes JSON text up to [`MAX_JUDGED_BYTES`] and stops there, so what a
+/// JSONPath matched is never copied whole.
+fn bounded_json(write: impl FnOnce(&mut Bounded) -> std::io::Result<()>) -> String {
+    let mut out = Bounded(Vec::new());
+    // A full writer ends the serialisation early; what was written stays.
+    let _ = write(&mut out);
+    String::from_utf8_lossy(&out.0).into_owned()
+}
+
+/// A writer that takes [`MAX_JUDGED_BYTES`] and then refuses.
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = MAX_JUDGED_BYTES - self.0.len();
+        if room == 0 {
+            return Err(std::io::Error::other("judged value is full"));
+        }
+        let n = buf.len().min(room);
+        self.0.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -419,6 +588,98 @@ mod tests {
             latency_ms: 120,
         };
         evaluate(&[a(assertion)], &r).remove(0)
+    }
+
+    #[test]
+    fn deeply_nested_jsonpath_filters_are_refused_before_parsing() {
+        // 85 bytes took 4.3 s to parse (n=21); n=50 never finished.
+        for n in [9, 21, 50, 200] {
+            let path = format!("${}{}", "[?@".repeat(n), "]".repeat(n));
+            let err = a(json!({"source": "json_body", "property": path,
+                               "comparison": "exists"}))
+            .validate()
+            .unwrap_err();
+            assert_eq!(err.field, "property");
+            assert!(err.message.contains("more than 8 deep"), "{}", err.message);
+        }
+        // Brackets inside a string literal are text, not nesting.
+        let quoted = format!("$[?@.name == '{}']", "[".repeat(40));
+        a(json!({"source": "json_body", "property": quoted, "comparison": "exists"}))
+            .validate()
+            .unwrap();
+        let eight = format!("${}{}", "[?@".repeat(8), "]".repeat(8));
+        a(json!({"source": "json_body", "property": eight, "comparison": "exists"}))
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn what_a_descendant_query_copies_is_bounded() {
+        // Each level holds a wide array, so `$..*` matches every subtree and
+        // a copy of each would be quadratic in the depth.
+        let mut doc = String::new();
+        let wide = vec!["1234567890"; 200].join(",");
+        for _ in 0..100 {
+            doc.push_str(&format!("{{\"wide\":[{wide}],\"next\":"));
+        }
+        doc.push_str("null");
+        doc.push_str(&"}".repeat(100));
+        let full: usize = {
+            let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+            let p = serde_json_path::JsonPath::parse("$..*").unwrap();
+            p.query(&v).all().iter().map(|n| n.to_string().len()).sum()
+        };
+        assert!(
+            full > 20 * MAX_JUDGED_BYTES,
+            "the test's document is too small: {full}"
+        );
+        let headers = Vec::new();
+        let r = Response {
+            status: 200,
+            headers: &headers,
+            body: doc.as_bytes(),
+            latency_ms: 1,
+        };
+        let all = a(json!({"source": "json_body", "property": "$..*", "comparison": "not_empty"}));
+        let seen = actual(&all, &r, &mut None).unwrap();
+        assert!(seen.len() <= MAX_JUDGED_BYTES, "{}", seen.len());
+        assert!(seen.starts_with("[{\"next\":{"), "{}", &seen[..40]);
+        assert!(
+            judge(
+                json!({"source": "json_body", "property": "$..*",
+                             "comparison": "not_empty"}),
+                &doc
+            )
+            .passed
+        );
+    }
+
+    #[test]
+    fn jsonpath_match_and_search_obey_the_regex_size_limit_and_compile_once() {
+        // Compiles under the regex crate's default limit (10 MB), not under
+        // Pulse's 1 MB.
+        let big = r"\w{60}";
+        assert!(regex::Regex::new(big).is_ok());
+        assert!(regex(big).is_err());
+        let body = format!(r#"{{"a": "{}"}}"#, "x".repeat(60));
+        for f in ["match", "search"] {
+            let path = format!("$[?{f}(@, '{}')]", big.replace('\\', "\\\\"));
+            let r = judge(
+                json!({"source": "json_body", "property": path,
+                                 "comparison": "exists"}),
+                &body,
+            );
+            assert!(!r.passed, "{f}() compiled a pattern over the limit");
+            let small = format!("$[?{f}(@, 'x+')]");
+            let r = judge(
+                json!({"source": "json_body", "property": small,
+                                 "comparison": "exists"}),
+                &body,
+            );
+            assert!(r.passed, "{f}() with a small pattern");
+        }
+        let once = regex("(?R)^(x+)$").unwrap();
+        assert!(Arc::ptr_eq(&once, &regex("(?R)^(x+)$").unwrap()));
     }
 
     const BODY: &str =

@@ -3,6 +3,7 @@
 //! `Application::run` serves until the shutdown token fires.
 
 pub mod api;
+pub mod app;
 pub mod http;
 pub mod scheduler;
 pub mod settings;

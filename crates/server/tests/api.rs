@@ -1230,3 +1230,38 @@ async fn a_check_shows_each_of_its_locations_and_patch_moves_them() {
         .collect();
     assert_eq!(listed, [("ap", "stale", 1), ("us", "stale", 1)]);
 }
+
+#[tokio::test]
+async fn a_deeply_nested_jsonpath_is_refused_at_once_and_health_keeps_answering() {
+    // `$[?@[?@...]]` doubled its parse time per level on the request
+    // threads: n=21 took 4.3 s, n=50 never finished.
+    let app = TestApp::spawn().await;
+    let health = {
+        let http = reqwest::Client::new();
+        let url = format!("{}/health", app.base);
+        tokio::spawn(async move {
+            let mut slowest = std::time::Duration::ZERO;
+            for _ in 0..40 {
+                let t = std::time::Instant::now();
+                http.get(&url).send().await.unwrap();
+                slowest = slowest.max(t.elapsed());
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            slowest
+        })
+    };
+    for n in [21, 50, 200] {
+        let path = format!("${}{}", "[?@".repeat(n), "]".repeat(n));
+        let body = json!({"name": "n", "url": "http://127.0.0.1:9/",
+            "assertions": [{"source": "json_body", "property": path, "comparison": "exists"}]});
+        let (status, err) = app.post("/checks", body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+        assert_eq!(err["field"], "assertions[0].property", "{err}");
+        assert!(err["error"].as_str().unwrap().contains("deep"), "{err}");
+    }
+    let slowest = health.await.unwrap();
+    assert!(
+        slowest < std::time::Duration::from_secs(1),
+        "/health took {slowest:?} while JSONPaths were validated"
+    );
+}

@@ -102,7 +102,9 @@ async fn create(
     State(state): State<AppState>,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let spec = parse_input(body)?.create(state.target_policy)?;
+    let input = parse_input(body)?;
+    crate::app::checks::precompile(&input).await;
+    let spec = input.create(state.target_policy)?;
     let check = state.checks.create(&spec).await?;
     tracing::info!(check_id = %check.id, "check created");
     Ok(with_etag(StatusCode::CREATED, check))
@@ -269,6 +271,7 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
     let input = parse_input(body)?;
+    crate::app::checks::precompile(&input).await;
     let check = state
         .checks
         .update_with(id, if_match(&headers), |current| {

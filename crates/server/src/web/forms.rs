@@ -578,6 +578,7 @@ pub async fn create(
         Ok(ok) => ok,
         Err(list) => return invalid(&page(errors_of(list, &[]))),
     };
+    crate::app::checks::precompile(&input).await;
     let spec = match input.create(state.app.target_policy) {
         Ok(spec) => spec,
         Err(e) => return invalid(&page(errors_of(vec![e], &rows))),
@@ -626,6 +627,9 @@ pub async fn update(
     signed_in.check_csrf(&form)?;
     let id = parse_id(&id)?;
     let v = Values::from_form(&form);
+    if let Ok((input, _)) = v.input(form.get("webhook_secret")) {
+        crate::app::checks::precompile(&input).await;
+    }
     let mut rows = Vec::new();
     let result = state
         .app
