@@ -242,6 +242,25 @@ async fn pages_need_a_session_that_an_api_key_opens_and_signing_out_ends() {
 }
 
 #[tokio::test]
+async fn signing_in_never_leaves_the_site_and_odd_next_values_are_not_a_500() {
+    let dash = Dash::spawn().await;
+    for next in [
+        "/\t/evil.example/",
+        "/\n/evil.example/",
+        "/\r\nSet-Cookie: x=1",
+        "/\x0b/evil.example/",
+        "//evil.example/",
+        "/caf\u{e9}",
+    ] {
+        let (status, headers, _) = dash
+            .post("/login", None, &[("api_key", &dash.key), ("next", next)])
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(headers[LOCATION], "/", "{next:?}");
+    }
+}
+
+#[tokio::test]
 async fn revoking_the_key_ends_its_sessions() {
     let dash = Dash::spawn().await;
     let browser = dash.sign_in().await;

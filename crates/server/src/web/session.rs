@@ -219,9 +219,19 @@ pub fn encode(v: &str) -> String {
 }
 
 /// Where to go after signing in: a path on this site, never another host.
+/// Where to go after signing in: a path on this site, or `/`. Only visible
+/// ASCII is kept, with no backslash: browsers drop tabs and newlines from a
+/// URL (`/\t/evil.example/` becomes `//evil.example/`, another site) and
+/// read `\` as `/`; and a `Location` header cannot hold control characters.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.into()
+        }
         _ => "/".into(),
     }
 }
@@ -350,6 +360,12 @@ mod tests {
             "https://evil.example/",
             "/\\evil",
             "evil",
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "/\r/evil.example/",
+            "/\x0b/evil.example/",
+            "/ /evil.example/",
+            "/caf\u{e9}",
         ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
