@@ -557,6 +557,7 @@ impl CheckInput {
         match spec.check_type {
             CheckType::Http => {}
             CheckType::Tcp => {
+                spec.host = spec.host.take().map(normal_host).transpose()?;
                 spec.url = format!(
                     "tcp://{}:{}",
                     spec.host.as_deref().unwrap_or_default(),
@@ -573,6 +574,27 @@ impl CheckInput {
         }
         spec.validate(policy)?;
         Ok(spec)
+    }
+}
+
+/// A TCP host as a URL's host is read (WHATWG): a name lower-cased and in
+/// punycode, and an IPv4 address in any spelling (`2852039166`,
+/// `0x7f.0.0.1`) written as four decimals, so the target policy judges at
+/// create what the run will connect to. IPv6 addresses are kept as given.
+fn normal_host(host: String) -> Result<String, ValidationError> {
+    if host.is_empty()
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok()
+    {
+        return Ok(host);
+    }
+    match url::Host::parse(&host) {
+        Ok(url::Host::Ipv4(ip)) => Ok(ip.to_string()),
+        Ok(url::Host::Domain(name)) => Ok(name),
+        Ok(url::Host::Ipv6(_)) => Ok(host),
+        Err(_) => Err(invalid("host", "must be a host name or an IP address")),
     }
 }
 
@@ -959,6 +981,32 @@ mod tests {
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
         v
+    }
+
+    #[test]
+    fn a_tcp_host_in_any_ipv4_spelling_is_normalised_and_judged_at_create() {
+        let tcp = |host: &str| json!({"name": "n", "type": "tcp", "host": host, "port": 80});
+        // 2852039166 is 169.254.169.254, the metadata address.
+        for host in [
+            "2852039166",
+            "0xA9FEA9FE",
+            "0251.0376.0251.0376",
+            "169.254.43518",
+        ] {
+            let err = create(tcp(host)).unwrap_err();
+            assert_eq!(err.field, "host", "{host}");
+            assert!(err.message.contains("169.254.169.254"), "{host}: {err}");
+        }
+        let input: CheckInput = serde_json::from_value(tcp("0x7f.0.0.1")).unwrap();
+        let err = input.create(TargetPolicy::PublicOnly).unwrap_err();
+        assert!(err.message.contains("127.0.0.1 is a loopback"), "{err}");
+        let spec = create(tcp("0x7f.0.0.1")).unwrap();
+        assert_eq!(spec.host.as_deref(), Some("127.0.0.1"));
+        assert_eq!(spec.url, "tcp://127.0.0.1:80");
+        let spec = create(tcp("DB.Example.TEST")).unwrap();
+        assert_eq!(spec.host.as_deref(), Some("db.example.test"));
+        let spec = create(tcp("::1")).unwrap();
+        assert_eq!(spec.host.as_deref(), Some("::1"));
     }
 
     #[test]
