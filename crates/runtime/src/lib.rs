@@ -7,5 +7,5 @@ pub mod metrics;
 pub mod process;
 pub mod settings;
 
-pub use metrics::{ServerMetrics, WorkerMetrics, CONTENT_TYPE};
+pub use metrics::{Format, ServerMetrics, WorkerMetrics, CONTENT_TYPE};
 pub use settings::ServiceArgs;

@@ -12,11 +12,38 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-/// What [`ServerMetrics::render`] and [`WorkerMetrics::render`] produce.
+/// The OpenMetrics exposition's media type.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format's media type.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Every run status a worker records.
-pub const RUN_STATUSES: &[&str] = &["success", "fail", "timeout", "error"];
+/// Which exposition format a scrape gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0, for a scraper that asks for it in `Accept`.
+    OpenMetrics,
+    /// The classic Prometheus text format (0.0.4): what `promtool check
+    /// metrics`, curl and older scrapers read, and the default.
+    Prometheus,
+}
+
+impl Format {
+    /// OpenMetrics when `Accept` names `application/openmetrics-text`,
+    /// the classic format otherwise (none, `*/*`, `text/plain`).
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Prometheus,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => CONTENT_TYPE,
+            Format::Prometheus => PROMETHEUS_CONTENT_TYPE,
+        }
+    }
+}
 /// Every webhook delivery outcome.
 pub const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "retry", "failed"];
 
@@ -74,9 +101,44 @@ fn registry(binary: &str) -> Registry {
     r
 }
 
-fn render(registry: &Registry) -> String {
+fn render(registry: &Registry, format: Format) -> String {
     let mut out = String::new();
     let _ = encode(&mut out, registry);
+    match format {
+        Format::OpenMetrics => out,
+        Format::Prometheus => classic(&out),
+    }
+}
+
+/// OpenMetrics text as the classic Prometheus format: a counter's HELP and
+/// TYPE name its `_total` samples, and there is no `# UNIT` or `# EOF`.
+fn classic(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 64 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{prefix}{name}{suffix} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -134,7 +196,7 @@ impl WorkerMetrics {
             results_dropped: Counter::default(),
             webhooks: Family::default(),
         };
-        for status in RUN_STATUSES {
+        for status in pulse_core::RunStatus::ALL.map(pulse_core::RunStatus::as_str) {
             let _ = m.runs.get_or_create(&StatusLabel {
                 status: (*status).into(),
             });
@@ -211,9 +273,9 @@ impl WorkerMetrics {
         }
     }
 
-    /// The OpenMetrics text exposition ([`CONTENT_TYPE`]).
-    pub fn render(&self) -> String {
-        render(&self.registry)
+    /// The text exposition in `format`.
+    pub fn render(&self, format: Format) -> String {
+        render(&self.registry, format)
     }
 }
 
@@ -303,9 +365,9 @@ impl ServerMetrics {
         }
     }
 
-    /// The OpenMetrics text exposition ([`CONTENT_TYPE`]).
-    pub fn render(&self) -> String {
-        render(&self.registry)
+    /// The text exposition in `format`.
+    pub fn render(&self, format: Format) -> String {
+        render(&self.registry, format)
     }
 }
 
@@ -315,8 +377,8 @@ mod tests {
 
     #[test]
     fn each_binary_exports_only_its_own_series_and_its_build() {
-        let worker = WorkerMetrics::new().render();
-        let server = ServerMetrics::new().render();
+        let worker = WorkerMetrics::new().render(Format::OpenMetrics);
+        let server = ServerMetrics::new().render(Format::OpenMetrics);
         assert!(
             worker.contains("pulse_runs_total{status=\"timeout\"} 0"),
             "{worker}"
@@ -334,5 +396,87 @@ mod tests {
         assert!(!server.contains("pulse_runs_total"));
         assert!(!server.contains("pulse_queue_depth"));
         assert!(worker.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+    }
+
+    #[test]
+    fn every_run_status_has_a_series_from_the_start() {
+        let worker = WorkerMetrics::new().render(Format::Prometheus);
+        for status in pulse_core::RunStatus::ALL {
+            let series = format!("pulse_runs_total{{status=\"{}\"}} 0", status.as_str());
+            assert!(worker.contains(&series), "{series} missing:\n{worker}");
+        }
+        assert!(worker.contains("status=\"degraded\"") && worker.contains("status=\"missed\""));
+    }
+
+    /// What `promtool check metrics` requires of the classic format: every
+    /// sample's family has HELP and TYPE under the sample's own name (a
+    /// histogram's `_bucket`, `_sum` and `_count` under the base name), each
+    /// once and before its samples, and no OpenMetrics-only lines.
+    fn assert_classic(text: &str) {
+        let mut help = std::collections::HashSet::new();
+        let mut types = std::collections::HashMap::new();
+        for line in text.lines() {
+            assert_ne!(line, "# EOF");
+            assert!(!line.starts_with("# UNIT"), "{line}");
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = rest.split(' ').next().unwrap();
+                assert!(help.insert(name.to_string()), "HELP twice for {name}");
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(help.contains(name), "TYPE before HELP for {name}");
+                assert!(types.insert(name.to_string(), kind.to_string()).is_none());
+                continue;
+            }
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .filter_map(|s| name.strip_suffix(s))
+                .find(|base| types.get(*base).is_some_and(|k| k == "histogram"))
+                .unwrap_or(name);
+            let kind = types
+                .get(family)
+                .unwrap_or_else(|| panic!("no TYPE for {name}"));
+            if kind == "counter" {
+                assert!(name.ends_with("_total"), "counter {name} without _total");
+            }
+        }
+    }
+
+    #[test]
+    fn the_classic_format_is_what_promtool_reads() {
+        let worker = WorkerMetrics::new();
+        worker
+            .runs
+            .get_or_create(&StatusLabel {
+                status: "fail".into(),
+            })
+            .inc();
+        worker.run_duration.observe(0.2);
+        let text = worker.render(Format::Prometheus);
+        assert!(text.contains("# HELP pulse_runs_total "), "{text}");
+        assert!(text.contains("# TYPE pulse_runs_total counter"), "{text}");
+        assert!(
+            text.contains("pulse_runs_total{status=\"fail\"} 1"),
+            "{text}"
+        );
+        assert_classic(&text);
+        assert_classic(&ServerMetrics::new().render(Format::Prometheus));
+        let open = worker.render(Format::OpenMetrics);
+        assert!(open.contains("# TYPE pulse_runs counter") && open.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn the_format_follows_accept() {
+        assert_eq!(Format::from_accept(None), Format::Prometheus);
+        assert_eq!(Format::from_accept(Some("*/*")), Format::Prometheus);
+        assert_eq!(
+            Format::from_accept(Some("text/plain; version=0.0.4")),
+            Format::Prometheus
+        );
+        let prometheus =
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+        assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
     }
 }

@@ -545,14 +545,35 @@ async fn metrics_count_api_requests_by_route_template() {
     let id = check["id"].as_str().unwrap();
     app.get(&format!("/checks/{id}")).await;
     app.get("/checks/not-a-uuid").await;
-    let resp = reqwest::get(format!("{}/metrics", app.base)).await.unwrap();
-    let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
-    let text = resp.text().await.unwrap();
+    let scrape = |accept: &'static str| {
+        let url = format!("{}/metrics", app.base);
+        async move {
+            let resp = reqwest::Client::new()
+                .get(url)
+                .header("accept", accept)
+                .send()
+                .await
+                .unwrap();
+            let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+            (content_type, resp.text().await.unwrap())
+        }
+    };
+    let (content_type, open) = scrape("application/openmetrics-text; version=1.0.0").await;
     assert!(
         content_type.starts_with("application/openmetrics-text; version=1.0.0"),
         "{content_type}"
     );
-    assert!(text.ends_with("# EOF\n"), "the body is OpenMetrics");
+    assert!(open.ends_with("# EOF\n"), "the body is OpenMetrics");
+    for accept in ["text/plain; version=0.0.4", "*/*"] {
+        let (content_type, classic) = scrape(accept).await;
+        assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+        assert!(!classic.contains("# EOF"), "{classic}");
+        assert!(
+            classic.contains("# TYPE pulse_api_requests_total counter"),
+            "{classic}"
+        );
+    }
+    let text = open;
     assert!(
         text.contains(r#"pulse_build_info{binary="server",version=""#),
         "{text}"

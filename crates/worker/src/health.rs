@@ -25,10 +25,15 @@ pub async fn serve(
         .with_state((services, overload))
         .route(
             "/metrics",
-            get(move || async move {
+            get(move |headers: axum::http::HeaderMap| async move {
+                let format = pulse_runtime::Format::from_accept(
+                    headers
+                        .get(axum::http::header::ACCEPT)
+                        .and_then(|v| v.to_str().ok()),
+                );
                 (
-                    [("content-type", pulse_runtime::CONTENT_TYPE)],
-                    metrics.render(),
+                    [("content-type", format.content_type())],
+                    metrics.render(format),
                 )
             }),
         );

@@ -1,11 +1,13 @@
-//! `GET /metrics` (OpenMetrics text) and the request counter and timer.
+//! `GET /metrics` (Prometheus text, or OpenMetrics when asked) and the request counter and timer.
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use pulse_runtime::metrics::{RequestLabels, RouteLabels};
+use pulse_runtime::Format;
 
 use super::AppState;
 
@@ -13,11 +15,13 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(render))
 }
 
-async fn render(State(state): State<AppState>) -> impl IntoResponse {
+/// The classic Prometheus text format, or OpenMetrics when `Accept` asks.
+async fn render(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     super::locations::export(&state).await;
+    let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     (
-        [("content-type", pulse_runtime::CONTENT_TYPE)],
-        state.metrics.render(),
+        [("content-type", format.content_type())],
+        state.metrics.render(format),
     )
 }
 
