@@ -182,6 +182,14 @@ async fn stats_and_series_agree_with_the_runs_written() {
     assert_eq!(one["runs"]["total"], 120);
     assert!(one.get("locations").is_none());
 
+    // A week of minutes fits (10,081 aligned buckets).
+    let (status, week) = app
+        .get(&format!("/checks/{check}/series?window=7d&bucket=1m"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{week}");
+    let n = week["buckets"].as_array().unwrap().len() as i64;
+    assert!((10_080..=10_082).contains(&n), "{n} buckets");
+
     // A minute series: every bucket of the window, empty ones marked.
     let (status, s) = app
         .get(&format!("/checks/{check}/series?window=24h&bucket=1m"))

@@ -41,8 +41,10 @@ const WINDOWS: [(&str, i64); 5] = [
 const MAX_RANGE_SECS: i64 = 90 * 86_400 + 3600;
 /// Buckets a series may use, and their length in seconds.
 const BUCKETS: [(&str, i64); 4] = [("1m", 60), ("5m", 300), ("1h", 3600), ("1d", 86_400)];
-/// Most buckets one series answers.
-const MAX_BUCKETS: i64 = 10_080;
+/// Most buckets one series answers: a week of minutes, plus the partial
+/// bucket at each end of a range aligned to bucket edges (`window=7d`
+/// with `bucket=1m` is 10,081 buckets).
+const MAX_BUCKETS: i64 = 7 * 1440 + 2;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
