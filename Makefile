@@ -26,7 +26,7 @@ test: lint compose-check script-tests
 	scripts/browser-deps.sh
 	scripts/with-services.sh cargo test --workspace --all-targets
 
-# The end-to-end benchmark (release build); see crates/bench/src/main.rs for
+# The end-to-end benchmark (release build); `target/release/bench --help` lists
 # the flags, e.g. make bench BENCH_ARGS="--checks 12000 --interval 10".
 BENCH_ARGS ?= --checks 12000 --interval 10 --duration 60 --warmup 10 --explain
 bench:
@@ -34,8 +34,8 @@ bench:
 	./target/release/bench $(BENCH_ARGS)
 
 # The reports benchmark (release build): generated runs loaded straight into
-# ClickHouse, then each report endpoint timed through the API; see
-# crates/bench/src/reports.rs for the flags, e.g.
+# ClickHouse, then each report endpoint timed through the API; `bench reports
+# --help` lists the flags, e.g.
 # make bench-reports REPORTS_ARGS="--runs 10000000".
 REPORTS_ARGS ?= --runs 100000000 --checks 10000 --days 30
 bench-reports:

@@ -9,11 +9,7 @@
 //! requests with the same connection policy at the same rate and
 //! concurrency, and compares CPU per run.
 //!
-//! Usage: bench [--checks M] [--interval S] [--duration D] [--warmup W]
-//!              [--workers K] [--concurrency C] [--timeout-ms T]
-//!              [--target-delay-ms X] [--poll-ms P] [--explain]
-//!              [--no-baseline] [--https] [--assertions] [--locations N]
-//!              [--out DIR]
+//! Usage: `bench --help` (flags with their defaults); `bench reports --help`.
 //!
 //! With `--locations N` every check runs in N locations (`loc-0`...), each
 //! served by its own workers (`--workers` in all, at least one per
@@ -29,27 +25,83 @@ mod target;
 
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// Pulse's end-to-end benchmark: throwaway services, the real server and
+/// workers, a local target; reports throughput, lag, CPU per run and the
+/// bare-loop baseline.
+#[derive(Debug, clap::Parser)]
+#[command(name = "bench", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: Args,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// The reports benchmark: generated runs loaded into ClickHouse, then
+    /// each report endpoint timed through the API.
+    Reports(reports::Args),
+    /// The local target the benchmark starts (internal).
+    #[command(hide = true)]
+    Target {
+        #[arg(default_value_t = 1)]
+        checks: usize,
+        #[arg(default_value_t = 0)]
+        delay_ms: u64,
+        #[arg(default_value = "http")]
+        scheme: String,
+    },
+}
+
+#[derive(Debug, Clone, serde::Serialize, clap::Args)]
 pub struct Args {
+    /// Checks inserted, spread evenly over one interval.
+    #[arg(long, default_value_t = 12_000)]
     pub checks: u64,
+    /// Each check's interval, in seconds.
+    #[arg(long = "interval", default_value_t = 10)]
     pub interval_s: u64,
+    /// The measured window, in seconds.
+    #[arg(long = "duration", default_value_t = 60)]
     pub duration_s: u64,
+    /// Seconds run before the window opens.
+    #[arg(long = "warmup", default_value_t = 10)]
     pub warmup_s: u64,
+    /// Worker processes (at least one per location).
+    #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Runs in flight per worker (WORKER_CONCURRENCY).
+    #[arg(long, default_value_t = 200)]
     pub concurrency: usize,
+    /// Each check's timeout_ms.
+    #[arg(long, default_value_t = 5_000)]
     pub timeout_ms: u64,
+    /// Milliseconds the target waits before it answers.
+    #[arg(long, default_value_t = 0)]
     pub target_delay_ms: u64,
+    /// The scheduler's poll interval (SCHEDULER_POLL_MS).
+    #[arg(long, default_value_t = 200)]
     pub poll_ms: u64,
+    /// Print the claim statement's query plans.
+    #[arg(long)]
     pub explain: bool,
+    /// Skip the bare reqwest loop the pipeline is compared with.
+    #[arg(long = "no-baseline", action = clap::ArgAction::SetFalse)]
     pub baseline: bool,
     /// A TLS target (self-signed, `tls_verify` off): a full handshake every
     /// run.
+    #[arg(long)]
     pub https: bool,
     /// Every check asserts status, a JSONPath and the response time on a
     /// JSON body.
+    #[arg(long)]
     pub assertions: bool,
     /// Locations every check runs in (1: `default`).
+    #[arg(long, default_value_t = 1)]
     pub locations: usize,
+    /// Where the JSON result file goes.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/results"))]
     pub out: PathBuf,
 }
 
@@ -65,76 +117,36 @@ impl Args {
 }
 
 impl Args {
-    fn parse(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
-        let mut a = Args {
-            checks: 12_000,
-            interval_s: 10,
-            duration_s: 60,
-            warmup_s: 10,
-            workers: 2,
-            concurrency: 200,
-            timeout_ms: 5_000,
-            target_delay_ms: 0,
-            poll_ms: 200,
-            explain: false,
-            baseline: true,
-            https: false,
-            assertions: false,
-            locations: 1,
-            out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/results")),
-        };
-        while let Some(flag) = it.next() {
-            let mut value = || {
-                it.next()
-                    .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
-            };
-            match flag.as_str() {
-                "--checks" => a.checks = value()?.parse()?,
-                "--interval" => a.interval_s = value()?.parse()?,
-                "--duration" => a.duration_s = value()?.parse()?,
-                "--warmup" => a.warmup_s = value()?.parse()?,
-                "--workers" => a.workers = value()?.parse()?,
-                "--concurrency" => a.concurrency = value()?.parse()?,
-                "--timeout-ms" => a.timeout_ms = value()?.parse()?,
-                "--target-delay-ms" => a.target_delay_ms = value()?.parse()?,
-                "--poll-ms" => a.poll_ms = value()?.parse()?,
-                "--out" => a.out = PathBuf::from(value()?),
-                "--explain" => a.explain = true,
-                "--no-baseline" => a.baseline = false,
-                "--https" => a.https = true,
-                "--assertions" => a.assertions = true,
-                "--locations" => a.locations = value()?.parse()?,
-                other => anyhow::bail!(
-                    "unknown flag {other}; see the doc comment of crates/bench/src/main.rs"
-                ),
-            }
-        }
+    fn check(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            a.checks > 0 && a.interval_s > 0 && a.duration_s > 0 && a.locations > 0,
+            self.checks > 0 && self.interval_s > 0 && self.duration_s > 0 && self.locations > 0,
             "checks, interval, duration and locations must be positive"
         );
-        Ok(a)
+        Ok(())
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut argv = std::env::args().skip(1).peekable();
-    if argv.peek().map(String::as_str) == Some("target") {
-        argv.next();
-        let checks = argv.next().and_then(|v| v.parse().ok()).unwrap_or(1);
-        let delay = argv.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-        let https = argv.next().as_deref() == Some("https");
-        return target::serve(checks, delay, https).await;
+    let cli = <Cli as clap::Parser>::parse();
+    match cli.command {
+        Some(Command::Target {
+            checks,
+            delay_ms,
+            scheme,
+        }) => target::serve(checks, delay_ms, scheme == "https").await,
+        Some(Command::Reports(args)) => {
+            args.check()?;
+            reports::run(&args).await
+        }
+        None => {
+            let args = cli.run;
+            args.check()?;
+            let result = run::run(&args).await?;
+            println!("{}", report::markdown(&args, &result));
+            let path = report::save(&args, &result)?;
+            eprintln!("bench: results written to {}", path.display());
+            Ok(())
+        }
     }
-    if argv.peek().map(String::as_str) == Some("reports") {
-        argv.next();
-        return reports::run(&reports::Args::parse(argv)?).await;
-    }
-    let args = Args::parse(argv)?;
-    let result = run::run(&args).await?;
-    println!("{}", report::markdown(&args, &result));
-    let path = report::save(&args, &result)?;
-    eprintln!("bench: results written to {}", path.display());
-    Ok(())
 }

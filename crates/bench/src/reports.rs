@@ -4,8 +4,7 @@
 //! through the rollup views as any insert), waits for ClickHouse's merges
 //! to settle, then times each report endpoint through the HTTP API.
 //!
-//! Usage: bench reports [--runs N] [--checks C] [--days D] [--requests R]
-//!                      [--chunk K] [--settle-secs S]
+//! Usage: `bench reports --help`.
 
 use std::time::{Duration, Instant};
 
@@ -15,47 +14,36 @@ use pulse_store::{ClickHouseDsn, ResultsStore};
 
 use crate::run::{bin, free_port, spawn, terminate, wait_ready, Services};
 
+#[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Runs generated.
+    #[arg(long, default_value_t = 100_000_000)]
     pub runs: u64,
+    /// Checks the runs belong to.
+    #[arg(long, default_value_t = 10_000)]
     pub checks: u64,
+    /// Days the runs span, ending now.
+    #[arg(long, default_value_t = 30)]
     pub days: u64,
+    /// Requests timed per endpoint.
+    #[arg(long, default_value_t = 100)]
     pub requests: usize,
+    /// Runs per INSERT ... SELECT.
+    #[arg(long, default_value_t = 10_000_000)]
     pub chunk: u64,
+    /// Most seconds to wait for ClickHouse's merges to settle.
+    #[arg(long, default_value_t = 300)]
     pub settle_secs: u64,
 }
 
 impl Args {
-    pub fn parse(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
-        let mut a = Args {
-            runs: 100_000_000,
-            checks: 10_000,
-            days: 30,
-            requests: 100,
-            chunk: 10_000_000,
-            settle_secs: 300,
-        };
-        while let Some(flag) = it.next() {
-            let mut value = || {
-                it.next()
-                    .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
-            };
-            match flag.as_str() {
-                "--runs" => a.runs = value()?.parse()?,
-                "--checks" => a.checks = value()?.parse()?,
-                "--days" => a.days = value()?.parse()?,
-                "--requests" => a.requests = value()?.parse()?,
-                "--chunk" => a.chunk = value()?.parse()?,
-                "--settle-secs" => a.settle_secs = value()?.parse()?,
-                other => anyhow::bail!(
-                    "unknown flag {other}; see the doc comment of crates/bench/src/reports.rs"
-                ),
-            }
-        }
+    pub fn check(&self) -> anyhow::Result<()> {
+        let a = self;
         anyhow::ensure!(
             a.runs >= a.checks && a.checks > 0 && a.days > 0 && a.chunk > 0 && a.requests > 0,
             "runs >= checks > 0, days, chunk and requests positive"
         );
-        Ok(a)
+        Ok(())
     }
 }
 

@@ -53,3 +53,28 @@ fn a_short_benchmark_runs_and_counts() {
     assert_eq!(r["claim_plans"].as_array().unwrap().len(), 2);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn help_is_clap_help_for_both_benchmarks() {
+    for args in [&["--help"][..], &["reports", "--help"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args(args)
+            .output()
+            .expect("run bench");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(text.contains("Usage: bench"), "{text}");
+        assert!(text.contains("--checks"), "{text}");
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&bad.stderr).contains("stack backtrace"));
+}
