@@ -267,12 +267,11 @@ impl Engine {
     }
 
     fn resolve_ip(&self, ip: std::net::IpAddr, port: u16) -> Result<Vec<SocketAddr>, FetchError> {
-        if let Some(why) = self.policy.blocks(ip) {
-            return Err(FetchError::Blocked(format!(
-                "blocked by target policy: {ip} is {why}"
-            )));
+        let addr = SocketAddr::new(ip, port);
+        if let Some(why) = self.policy.blocks_socket(addr) {
+            return Err(FetchError::Blocked(why));
         }
-        Ok(vec![SocketAddr::new(ip, port)])
+        Ok(vec![addr])
     }
 
     /// The addresses of `host` (a name or an IP literal) that the policy

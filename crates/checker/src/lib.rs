@@ -197,15 +197,24 @@ pub(crate) fn allowed(
     let mut refused = None;
     let allowed: Vec<SocketAddr> = addrs
         .into_iter()
-        .filter(|a| match policy.blocks(a.ip()) {
-            Some(why) => {
+        .filter(|a| {
+            // A reqwest resolver's addresses carry no port (0) yet.
+            if a.port() != 0 && pulse_core::policy::is_own_service(*a) {
                 refused = Some(Blocked(format!(
-                    "blocked by target policy: {host} resolves to {} ({why})",
-                    a.ip()
+                    "blocked: {host} resolves to {a}, one of Pulse's own services"
                 )));
-                false
+                return false;
             }
-            None => true,
+            match policy.blocks(a.ip()) {
+                Some(why) => {
+                    refused = Some(Blocked(format!(
+                        "blocked by target policy: {host} resolves to {} ({why})",
+                        a.ip()
+                    )));
+                    false
+                }
+                None => true,
+            }
         })
         .collect();
     if allowed.is_empty() {

@@ -116,11 +116,8 @@ impl Engine {
                 let addr: SocketAddr = addr
                     .parse()
                     .map_err(|_| FetchError::Request(format!("bad resolver address {addr:?}")))?;
-                if let Some(why) = self.policy.blocks(addr.ip()) {
-                    return Err(FetchError::Blocked(format!(
-                        "blocked by target policy: resolver {} is {why}",
-                        addr.ip()
-                    )));
+                if let Some(why) = self.policy.blocks_socket(addr) {
+                    return Err(FetchError::Blocked(format!("resolver {addr}: {why}")));
                 }
                 let mut c = ResolverConfig::new();
                 c.add_name_server(NameServerConfig::new(addr, Protocol::Udp));

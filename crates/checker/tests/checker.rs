@@ -190,6 +190,49 @@ async fn public_only_refuses_loopback_by_literal_name_and_odd_spellings() {
 }
 
 #[tokio::test]
+async fn pulse_own_services_are_never_reached_by_name_literal_or_redirect() {
+    // The target stands in for Pulse's Redis or ClickHouse.
+    let own = Target::start().await;
+    let port: u16 = own
+        .url("/")
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let _guard =
+        pulse_core::policy::protect_own([std::net::SocketAddr::from(([127, 0, 0, 1], port))]);
+    let other = Target::start().await;
+    for url in [
+        format!("http://127.0.0.1:{port}/ok"),
+        format!("http://localhost:{port}/ok"),
+        format!("http://[::1]:{port}/ok"),
+        format!(
+            "{}?to=http://127.0.0.1:{port}/ok",
+            other.url("/redirect-to")
+        ),
+    ] {
+        let out = run_with(TargetPolicy::Default, &url).await;
+        assert_eq!(
+            out.failure_reason,
+            Some(FailureReason::Blocked),
+            "{url}: {out:?}"
+        );
+        assert!(
+            out.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("Pulse's own services"),
+            "{url}: {out:?}"
+        );
+    }
+    assert_eq!(own.hits("/ok"), 0, "nothing reached the protected service");
+    let ok = run_with(TargetPolicy::Default, &other.url("/ok")).await;
+    assert_eq!(ok.status, RunStatus::Success, "{ok:?}");
+}
+
+#[tokio::test]
 async fn the_default_policy_refuses_metadata_addresses_and_redirects_to_them() {
     for url in [
         "http://169.254.169.254/latest/meta-data/",

@@ -170,6 +170,35 @@ async fn a_tcp_check_fails_to_connect_or_is_refused_by_the_policy() {
 }
 
 #[tokio::test]
+async fn a_tcp_check_never_reaches_pulse_own_services() {
+    let port = line_server().await;
+    let _guard =
+        pulse_core::policy::protect_own([std::net::SocketAddr::from(([127, 0, 0, 1], port))]);
+    for host in ["127.0.0.1", "localhost", "::1"] {
+        let kind = ProbeKind::Tcp {
+            host,
+            port,
+            tls: false,
+            send: Some("SET k v\r\n"),
+            expect: None,
+        };
+        let out = run(TargetPolicy::Default, kind, &[]).await;
+        assert_eq!(
+            out.failure_reason,
+            Some(FailureReason::Blocked),
+            "{host}: {out:?}"
+        );
+        assert!(
+            out.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("Pulse's own services"),
+            "{out:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_tcp_check_over_tls_records_the_certificate() {
     let tls = pulse_testkit::TlsTarget::start(30).await;
     let kind = ProbeKind::Tcp {

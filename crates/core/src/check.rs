@@ -679,12 +679,32 @@ impl CheckSpec {
         if host.len() > 253 || host.contains(['/', ' ', '\0', '@', '?', '#']) {
             return Err(invalid("host", "must be a host name or an IP address"));
         }
-        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        let ip = host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .ok();
+        if let (None, CheckType::Tcp, Some(port)) = (ip, self.check_type, self.port) {
+            // A name is judged by the policy when it resolves; `localhost`
+            // is loopback (RFC 6761) and never one of Pulse's own services.
+            let addr = std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port);
+            if crate::policy::is_localhost(host) && crate::policy::is_own_service(addr) {
+                return Err(invalid(
+                    "host",
+                    policy.blocks_socket(addr).unwrap_or_default(),
+                ));
+            }
+        }
+        if let Some(ip) = ip {
             if let Some(why) = policy.blocks(ip) {
                 return Err(invalid(
                     "host",
                     format!("blocked by target policy: {ip} is {why}"),
                 ));
+            }
+            if let (CheckType::Tcp, Some(port)) = (self.check_type, self.port) {
+                if let Some(why) = policy.blocks_socket(std::net::SocketAddr::new(ip, port)) {
+                    return Err(invalid("host", why));
+                }
             }
         }
         match self.check_type {
@@ -710,11 +730,8 @@ impl CheckSpec {
                     let addr: std::net::SocketAddr = r
                         .parse()
                         .map_err(|_| invalid("resolver", "must be ip:port, e.g. 127.0.0.1:53"))?;
-                    if let Some(why) = policy.blocks(addr.ip()) {
-                        return Err(invalid(
-                            "resolver",
-                            format!("blocked by target policy: {} is {why}", addr.ip()),
-                        ));
+                    if let Some(why) = policy.blocks_socket(addr) {
+                        return Err(invalid("resolver", why));
                     }
                 }
             }
@@ -1007,6 +1024,29 @@ mod tests {
         assert_eq!(spec.host.as_deref(), Some("db.example.test"));
         let spec = create(tcp("::1")).unwrap();
         assert_eq!(spec.host.as_deref(), Some("::1"));
+    }
+
+    #[test]
+    fn a_check_aimed_at_pulse_own_services_is_refused_at_create() {
+        // A port no other test in this crate uses: the set is process-wide.
+        let _own = crate::policy::protect_own(["127.0.0.1:59996".parse().unwrap()]);
+        for host in ["127.0.0.1", "localhost", "::1", "0x7f.0.0.1"] {
+            let tcp = json!({"name": "n", "type": "tcp", "host": host, "port": 59996});
+            let input: CheckInput = serde_json::from_value(tcp).unwrap();
+            let err = input.create(TargetPolicy::Default).unwrap_err();
+            assert_eq!(err.field, "host", "{host}");
+            assert!(
+                err.message.contains("Pulse's own services"),
+                "{host}: {err}"
+            );
+        }
+        let http = json!({"name": "n", "url": "http://localhost:59996/?query=DROP"});
+        let input: CheckInput = serde_json::from_value(http).unwrap();
+        let err = input.create(TargetPolicy::Default).unwrap_err();
+        assert_eq!(err.field, "url");
+        let tcp = json!({"name": "n", "type": "tcp", "host": "127.0.0.1", "port": 59995});
+        let input: CheckInput = serde_json::from_value(tcp).unwrap();
+        assert!(input.create(TargetPolicy::Default).is_ok());
     }
 
     #[test]

@@ -13,9 +13,86 @@
 //!
 //! The worker applies this to every address it connects to, after DNS
 //! resolution and on every redirect hop.
+//!
+//! Whatever the policy, Pulse's own services are refused: the addresses of
+//! its Postgres, Redis, ClickHouse and API (and the worker's health port),
+//! read from the settings and resolved at start ([`protect_own`]). A check
+//! could otherwise write to Redis with a TCP `send` or run SQL through
+//! ClickHouse's HTTP port. A service on a loopback or unspecified address
+//! is matched on every loopback address at its port (`localhost:6379`,
+//! `127.0.0.2:6379`, `[::1]:6379`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
+use std::sync::RwLock;
+
+/// The socket addresses of Pulse's own services in this process, each
+/// with the number of live [`Protected`] guards that hold it.
+static OWN: RwLock<Vec<(SocketAddr, usize)>> = RwLock::new(Vec::new());
+
+/// Keeps addresses among the services checks may never reach while it
+/// lives (a server's listener is released when the server stops, so a test
+/// process that starts many servers does not block ports they left).
+#[must_use = "the addresses are protected only while the guard lives"]
+#[derive(Debug)]
+pub struct Protected(Vec<SocketAddr>);
+
+impl Protected {
+    /// Never releases the addresses (the process's own services).
+    pub fn forever(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Protected {
+    fn drop(&mut self) {
+        let mut own = OWN.write().unwrap_or_else(|e| e.into_inner());
+        for a in &self.0 {
+            if let Some(i) = own.iter().position(|(o, _)| o == a) {
+                own[i].1 -= 1;
+                if own[i].1 == 0 {
+                    own.swap_remove(i);
+                }
+            }
+        }
+    }
+}
+
+/// Adds `addrs` to the services checks may never reach, until the guard
+/// is dropped. Both binaries call it at start; several applications in one
+/// process (tests) add up.
+pub fn protect_own(addrs: impl IntoIterator<Item = SocketAddr>) -> Protected {
+    let mut own = OWN.write().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new();
+    for a in addrs {
+        if held.contains(&a) {
+            continue;
+        }
+        match own.iter_mut().find(|(o, _)| *o == a) {
+            Some((_, n)) => *n += 1,
+            None => own.push((a, 1)),
+        }
+        held.push(a);
+    }
+    Protected(held)
+}
+
+fn is_local(ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    ip.is_loopback() || ip.is_unspecified()
+}
+
+/// Whether `addr` is one of Pulse's own services.
+pub fn is_own_service(addr: SocketAddr) -> bool {
+    let own = OWN.read().unwrap_or_else(|e| e.into_inner());
+    own.iter().any(|(o, _)| {
+        o.port() == addr.port()
+            && (o.ip() == addr.ip() || (is_local(o.ip()) && is_local(addr.ip())))
+    })
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TargetPolicy {
@@ -36,6 +113,16 @@ impl FromStr for TargetPolicy {
 }
 
 impl TargetPolicy {
+    /// Why `addr` may not be reached, if it may not: one of Pulse's own
+    /// services (whatever the policy), or an address the policy refuses.
+    pub fn blocks_socket(self, addr: SocketAddr) -> Option<String> {
+        if is_own_service(addr) {
+            return Some(own_service_message(addr));
+        }
+        self.blocks(addr.ip())
+            .map(|why| format!("blocked by target policy: {} is {why}", addr.ip()))
+    }
+
     /// Why `ip` may not be reached, if it may not.
     pub fn blocks(self, ip: IpAddr) -> Option<&'static str> {
         match ip {
@@ -113,15 +200,41 @@ impl TargetPolicy {
     /// Checks a URL's host when it is an IP literal (names are checked
     /// when they resolve). The URL parser has already turned decimal, octal
     /// and hex IPv4 forms into plain addresses.
+    /// `localhost` (and `*.localhost`, RFC 6761) is loopback, so a URL
+    /// naming Pulse's own service through it is refused at create.
     pub fn blocks_url(self, url: &url::Url) -> Option<String> {
+        let port = url.port_or_known_default();
         let ip = match url.host()? {
             url::Host::Ipv4(v4) => IpAddr::V4(v4),
             url::Host::Ipv6(v6) => IpAddr::V6(v6),
+            url::Host::Domain(d) if is_localhost(d) => {
+                // Judged by the policy when it resolves, like any name; but
+                // never one of Pulse's own services.
+                let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port?);
+                return is_own_service(addr).then(|| own_service_message(addr));
+            }
             url::Host::Domain(_) => return None,
         };
-        self.blocks(ip)
-            .map(|why| format!("blocked by target policy: {ip} is {why}"))
+        match port {
+            Some(port) => self.blocks_socket(SocketAddr::new(ip, port)),
+            None => self
+                .blocks(ip)
+                .map(|why| format!("blocked by target policy: {ip} is {why}")),
+        }
     }
+}
+
+fn own_service_message(addr: SocketAddr) -> String {
+    format!(
+        "blocked: {addr} is one of Pulse's own services (its database, queue, results \
+         store or API)"
+    )
+}
+
+/// `localhost` or a name under it (RFC 6761: always loopback).
+pub fn is_localhost(name: &str) -> bool {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    n == "localhost" || n.ends_with(".localhost")
 }
 
 /// The IPv4 addresses an IPv6 address carries, in the forms that reach an
@@ -159,6 +272,47 @@ mod tests {
 
     fn url_blocked(policy: TargetPolicy, u: &str) -> bool {
         policy.blocks_url(&url::Url::parse(u).unwrap()).is_some()
+    }
+
+    #[test]
+    fn pulse_own_services_are_blocked_on_every_loopback_spelling_while_protected() {
+        // A port no other test in this crate uses: the set is process-wide.
+        let guard = protect_own(["127.0.0.1:59999".parse().unwrap()]);
+        let other = protect_own(["10.1.2.3:59997".parse().unwrap()]);
+        for policy in [TargetPolicy::Default] {
+            for u in [
+                "http://127.0.0.1:59999/",
+                "http://localhost:59999/x",
+                "http://app.localhost:59999/",
+                "http://[::1]:59999/",
+                "http://0.0.0.0:59999/",
+                "http://127.0.0.2:59999/",
+                "http://10.1.2.3:59997/",
+            ] {
+                assert!(url_blocked(policy, u), "{policy:?} {u}");
+            }
+            for u in [
+                "http://127.0.0.1:59998/",
+                "http://10.1.2.4:59997/",
+                "http://10.1.2.3:59999/",
+            ] {
+                assert!(!url_blocked(policy, u), "{policy:?} {u}");
+            }
+        }
+        let why = TargetPolicy::Default
+            .blocks_socket("[::ffff:127.0.0.1]:59999".parse().unwrap())
+            .unwrap();
+        assert!(why.contains("Pulse's own services"), "{why}");
+        drop(guard);
+        drop(other);
+        assert!(!url_blocked(
+            TargetPolicy::Default,
+            "http://127.0.0.1:59999/"
+        ));
+        assert!(!url_blocked(
+            TargetPolicy::Default,
+            "http://10.1.2.3:59997/"
+        ));
     }
 
     #[test]

@@ -250,6 +250,38 @@ impl ServiceSettings {
     }
 }
 
+/// Resolves the addresses of Postgres, Redis and ClickHouse from the
+/// settings and adds them to the targets no check may reach
+/// ([`pulse_core::policy::protect_own`]). A name that does not resolve now
+/// is skipped: the connection just made used it, so that is rare.
+pub async fn protect_own_services(settings: &ServiceSettings) {
+    let redis_url = pulse_store::config::normalize_redis_url(settings.redis_url.expose_secret());
+    let targets = [
+        host_port(settings.database_url.expose_secret(), 5432),
+        host_port(&redis_url, 6379),
+        host_port(&settings.clickhouse.url, 8123),
+    ];
+    for target in targets {
+        let host = target.rsplit_once(':').map_or("", |(h, _)| h);
+        if host.is_empty() || host == "?" {
+            continue;
+        }
+        match tokio::net::lookup_host(&target).await {
+            Ok(addrs) => pulse_core::policy::protect_own(addrs).forever(),
+            Err(e) => {
+                tracing::warn!(%target, error = %e, "could not resolve a service to protect it")
+            }
+        }
+    }
+}
+
+/// Adds the address this process listens on (the API or the worker's
+/// health port) to the targets no check may reach.
+/// It stays protected while the guard lives.
+pub fn protect_listener(addr: std::net::SocketAddr) -> pulse_core::policy::Protected {
+    pulse_core::policy::protect_own([addr])
+}
+
 /// Connected handles to all three services.
 #[derive(Clone)]
 pub struct Services {
@@ -295,6 +327,7 @@ impl Services {
             results.migrate()
         })
         .await?;
+        protect_own_services(settings).await;
         Ok(Services {
             pool,
             queue,

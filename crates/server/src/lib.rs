@@ -24,6 +24,8 @@ pub struct Application {
     addr: SocketAddr,
     services: Services,
     settings: Settings,
+    /// Keeps the listening address off the targets checks may reach.
+    _protected: pulse_core::policy::Protected,
 }
 
 impl Application {
@@ -36,11 +38,13 @@ impl Application {
         let (listener, addr) = pulse_runtime::process::bind(&settings.host, settings.port)
             .await
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+        let protected = pulse_runtime::process::protect_listener(addr);
         Ok(Application {
             listener,
             addr,
             services,
             settings,
+            _protected: protected,
         })
     }
 

@@ -1286,3 +1286,49 @@ async fn a_deeply_nested_jsonpath_is_refused_at_once_and_health_keeps_answering(
         "/health took {slowest:?} while JSONPaths were validated"
     );
 }
+
+#[tokio::test]
+async fn checks_aimed_at_pulse_own_services_are_refused_at_create() {
+    let app = TestApp::spawn().await;
+    let port_of = |var: &str| {
+        let u = url::Url::parse(&std::env::var(var).unwrap()).unwrap();
+        (u.host_str().unwrap().to_string(), u.port().unwrap())
+    };
+    let (redis_host, redis_port) = port_of("PULSE_TEST_REDIS_URL");
+    let (ch_host, ch_port) = port_of("PULSE_TEST_CLICKHOUSE_URL");
+    let (pg_host, pg_port) = port_of("PULSE_TEST_DATABASE_URL");
+    let api_port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
+    for (host, port) in [
+        (redis_host.as_str(), redis_port),
+        ("localhost", redis_port),
+        (pg_host.as_str(), pg_port),
+        ("127.0.0.1", api_port),
+    ] {
+        let tcp = json!({"name": "x", "type": "tcp", "host": host, "port": port,
+                         "send": "SET k v\r\n"});
+        let (status, err) = app.post("/checks", tcp).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{host}:{port} {err}"
+        );
+        assert_eq!(err["field"], "host", "{err}");
+        assert!(
+            err["error"]
+                .as_str()
+                .unwrap()
+                .contains("Pulse's own services"),
+            "{err}"
+        );
+    }
+    let sql = format!("http://{ch_host}:{ch_port}/?query=SELECT%201");
+    let (status, err) = app
+        .post(
+            "/checks",
+            json!({"name": "x", "url": sql, "method": "POST"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["field"], "url", "{err}");
+    assert_eq!(app.get("/checks").await.1, json!([]), "nothing was stored");
+}

@@ -45,6 +45,8 @@ pub struct Worker {
     /// Taken by the health endpoint when the worker runs.
     listener: Option<TcpListener>,
     addr: SocketAddr,
+    /// Keeps the listening address off the targets checks may reach.
+    _protected: pulse_core::policy::Protected,
 }
 
 impl Worker {
@@ -56,11 +58,13 @@ impl Worker {
         let (listener, addr) = pulse_runtime::process::bind(&settings.host, settings.port)
             .await
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+        let protected = pulse_runtime::process::protect_listener(addr);
         Ok(Worker {
             settings,
             services,
             listener: Some(listener),
             addr,
+            _protected: protected,
         })
     }
 
