@@ -1,9 +1,9 @@
 //! The `server` command line: `--help` works anywhere and lists exactly the
-//! variables the README documents.
+//! variables docs/configuration.md documents.
 
 #[test]
-fn help_lists_every_setting_the_readme_documents() {
-    pulse_testkit::assert_help_matches_readme(env!("CARGO_BIN_EXE_server"), "server");
+fn help_lists_every_setting_docs_configuration_documents() {
+    pulse_testkit::assert_help_matches_docs(env!("CARGO_BIN_EXE_server"), "server");
 }
 
 #[test]

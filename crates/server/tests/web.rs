@@ -571,7 +571,7 @@ async fn the_stylesheet_is_served_from_the_binary() {
 /// The list page with 1,000 checks, each with 90 hours of runs (one
 /// every 10 minutes, generated straight into ClickHouse through the rollup
 /// views): served in under 200 ms (release build) and under 300 KB on the
-/// wire. Prints the median and worst of 10 loads and the sizes; the README
+/// wire. Prints the median and worst of 10 loads and the sizes; docs/benchmarks.md
 /// quotes them.
 #[tokio::test]
 async fn the_list_page_with_1000_checks_is_fast_and_small() {
@@ -646,8 +646,8 @@ async fn the_list_page_with_1000_checks_is_fast_and_small() {
         raw as f64 / 1024.0
     );
     // The limit is for the server as shipped (a release build, as the
-    // README's command measures); an unoptimised test build only gets a
-    // sanity bound.
+    // command in docs/benchmarks.md measures); an unoptimised test build
+    // only gets a sanity bound.
     let limit = if cfg!(debug_assertions) { 1000 } else { 200 };
     assert!(median < Duration::from_millis(limit), "median {median:?}");
     assert!(wire < 300 * 1024, "{wire} bytes on the wire");

@@ -127,7 +127,8 @@ pub struct ResultsStore {
 impl ResultsStore {
     pub fn new(dsn: &ClickHouseDsn) -> ResultsStore {
         // Validation off: with it on, the crate sends a format and settings
-        // that ClickHouse 18.16 rejects (see shared/CLICKHOUSE.md).
+        // that ClickHouse 18.16 rejects (see "ClickHouse compatibility" in
+        // docs/architecture.md).
         let server = Client::default()
             .with_url(&dsn.url)
             .with_user(&dsn.user)

@@ -572,12 +572,12 @@ pub fn keyed_client(key: &str) -> reqwest::Client {
         .expect("http client")
 }
 
-/// The configuration table of the README: each variable with the binaries
-/// that read it (`server`, `worker` or `both`).
-pub fn readme_variables() -> Vec<(String, String)> {
-    let readme = include_str!("../../../README.md");
-    let section = readme
-        .split("## Configuration")
+/// The environment variables table of `docs/configuration.md`: each
+/// variable with the binaries that read it (`server`, `worker` or `both`).
+pub fn docs_variables() -> Vec<(String, String)> {
+    let docs = include_str!("../../../docs/configuration.md");
+    let section = docs
+        .split("## Environment variables")
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
         .unwrap_or_default();
@@ -611,22 +611,22 @@ pub fn help_variables(binary: &str) -> Vec<String> {
 }
 
 /// Checks that `--help` of `binary` (named `who`: server or worker) and the
-/// README's configuration table list the same variables, and that
-/// `.env.example` names each of them.
-pub fn assert_help_matches_readme(binary: &str, who: &str) {
+/// environment variables table of `docs/configuration.md` list the same
+/// variables, and that `.env.example` names each of them.
+pub fn assert_help_matches_docs(binary: &str, who: &str) {
     let mut help = help_variables(binary);
     help.sort();
     help.dedup();
-    let mut readme: Vec<String> = readme_variables()
+    let mut documented: Vec<String> = docs_variables()
         .into_iter()
         .filter(|(_, used_by)| used_by == who || used_by == "both")
         .map(|(name, _)| name)
         .filter(|name| name != "RUST_LOG") // read by the log filter, not a setting
         .collect();
-    readme.sort();
+    documented.sort();
     assert_eq!(
-        help, readme,
-        "{who}: --help and the README's configuration table differ"
+        help, documented,
+        "{who}: --help and the variables table of docs/configuration.md differ"
     );
     let example = include_str!("../../../.env.example");
     for name in &help {

@@ -504,7 +504,7 @@ pub(crate) struct CheckStats {
     runs: u64,
     availability: Option<f64>,
     /// Minutes with runs that had no failed run, over minutes with runs
-    /// (each minute with runs weighs the same; see the README).
+    /// (each minute with runs weighs the same; see docs/reports.md).
     pub(crate) uptime: Option<f64>,
     pub(crate) p95_ms: Option<f64>,
 }
