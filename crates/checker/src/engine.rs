@@ -31,7 +31,9 @@ pub enum FetchError {
     Blocked(String),
     Dns(String),
     Connect(String),
-    Tls(String),
+    /// The handshake failed; the certificate the server showed, when it
+    /// showed one (an expired or misnamed one is recorded too).
+    Tls(String, Option<Box<Certificate>>),
     /// Anything else: a bad URL or redirect, a broken HTTP exchange.
     Request(String),
 }
@@ -304,7 +306,7 @@ impl Engine {
         host: &str,
         verify: bool,
     ) -> Result<(Box<dyn Stream>, Option<Certificate>), FetchError> {
-        let tls_err = |e: rustls::Error| FetchError::Tls(format!("TLS setup: {e}"));
+        let tls_err = |e: rustls::Error| FetchError::Tls(format!("TLS setup: {e}"), None);
         let verifier = Arc::new(tls::Recording::new(self.webpki.clone(), verify));
         let presented = verifier.presented.clone();
         let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -323,7 +325,7 @@ impl Engine {
                 .trim_end_matches(']')
                 .to_string(),
         )
-        .map_err(|e| FetchError::Tls(format!("bad server name {host:?}: {e}")))?;
+        .map_err(|e| FetchError::Tls(format!("bad server name {host:?}: {e}"), None))?;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let now = chrono::Utc::now();
         match connector.connect(name, tcp).await {
@@ -337,7 +339,10 @@ impl Engine {
                     Some(rustls_error) => tls::explain(rustls_error, &chain),
                     None => format!("TLS handshake failed: {e}"),
                 };
-                Err(FetchError::Tls(text))
+                Err(FetchError::Tls(
+                    text,
+                    tls::describe(&chain, now).map(Box::new),
+                ))
             }
         }
     }

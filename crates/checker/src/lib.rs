@@ -327,9 +327,14 @@ impl Checker {
                                 None
                             }
                         });
+                        let mut pairs = vec![("rcode".to_string(), rcode)];
+                        if !a.cnames.is_empty() {
+                            // The aliases followed, readable by a header assertion.
+                            pairs.push(("cname".to_string(), a.cnames.join(" ")));
+                        }
                         (
                             u16::from(a.rcode),
-                            vec![("rcode".to_string(), rcode)],
+                            pairs,
                             a.answers.join("\n").into_bytes(),
                             missing.flatten(),
                             None,
@@ -382,19 +387,26 @@ impl Checker {
         latency_ms: u32,
         e: FetchError,
     ) -> RunOutcome {
+        let mut certificate = None;
         let (reason, text) = match e {
             FetchError::Blocked(t) => (FailureReason::Blocked, t),
             FetchError::Dns(t) => (FailureReason::Dns, t),
             FetchError::Connect(t) => (FailureReason::Connect, t),
-            FetchError::Tls(t) => (FailureReason::Tls, t),
+            FetchError::Tls(t, cert) => {
+                certificate = cert.map(|c| *c);
+                (FailureReason::Tls, t)
+            }
             FetchError::Request(t) => (FailureReason::Request, t),
         };
-        RunOutcome::failed(
+        let mut outcome = RunOutcome::failed(
             started_at,
             latency_ms,
             reason,
             pulse_core::redact::redact_text(&text),
-        )
+        );
+        // The certificate that was refused is what the user needs to see.
+        outcome.certificate = certificate;
+        outcome
     }
 
     async fn run_http(&self, probe: &Probe<'_>) -> RunOutcome {

@@ -28,6 +28,8 @@ pub struct DnsAnswer {
     pub rcode: ResponseCode,
     /// One line per record: `1.2.3.4`, `10 mail.example.`, `"text"`.
     pub answers: Vec<String>,
+    /// The CNAMEs followed to the answers, in order (none for a CNAME query).
+    pub cnames: Vec<String>,
 }
 
 impl Engine {
@@ -161,13 +163,25 @@ impl Engine {
                 answers: lookup
                     .record_iter()
                     .filter(|r| r.record_type() == kind)
-                    .filter_map(|r| r.data().map(|d| d.to_string()))
+                    .filter_map(|r| r.data().map(answer_text))
                     .collect(),
+                cnames: if kind == hickory_resolver::proto::rr::RecordType::CNAME {
+                    Vec::new()
+                } else {
+                    lookup
+                        .record_iter()
+                        .filter(|r| {
+                            r.record_type() == hickory_resolver::proto::rr::RecordType::CNAME
+                        })
+                        .filter_map(|r| r.data().map(|d| d.to_string()))
+                        .collect()
+                },
             },
             Err(e) => match e.kind() {
                 ResolveErrorKind::NoRecordsFound { response_code, .. } => DnsAnswer {
                     rcode: *response_code,
                     answers: Vec::new(),
+                    cnames: Vec::new(),
                 },
                 _ => {
                     return Err(FetchError::Dns(format!(
@@ -179,6 +193,20 @@ impl Engine {
             },
         };
         Ok(answer)
+    }
+}
+
+/// A record's data as dig shows it, but a TXT record of several strings
+/// keeps them apart with a space (hickory's `Display` runs them together).
+fn answer_text(data: &hickory_resolver::proto::rr::RData) -> String {
+    match data {
+        hickory_resolver::proto::rr::RData::TXT(txt) => txt
+            .txt_data()
+            .iter()
+            .map(|s| String::from_utf8_lossy(s))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
     }
 }
 

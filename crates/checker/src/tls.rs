@@ -141,7 +141,7 @@ pub fn describe(chain: &[CertificateDer<'_>], now: DateTime<Utc>) -> Option<Cert
         .unwrap_or(not_after);
     Some(Certificate {
         not_after,
-        days_left: (not_after - now).num_days(),
+        days_left: days_left(not_after - now),
         issuer: leaf.issuer().to_string(),
         subject: leaf.subject().to_string(),
         sans,
@@ -192,12 +192,65 @@ pub fn explain(e: &rustls::Error, presented: &[CertificateDer<'_>]) -> String {
                 presented,
             } => format!(
                 "certificate name mismatch: it is for {}, not {}",
-                presented.join(", "),
+                presented
+                    .iter()
+                    .map(|p| bare_name(p))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 expected.to_str()
             ),
             CertificateError::NotValidForName => "certificate name mismatch".into(),
             other => format!("invalid certificate: {other:?}"),
         },
         other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+/// `wrong.example` from rustls's `DnsName("wrong.example")` (its names
+/// come in their Debug form); anything else as it is.
+fn bare_name(presented: &str) -> &str {
+    presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .map(|inner| inner.trim_matches('"'))
+        .unwrap_or(presented)
+}
+
+/// Whole days left, counting a started day: 4 days 23 hours is 5 days
+/// left (as monitors and browsers show it), 1 second is 1; once expired,
+/// -1 for the first day past, and so on.
+fn days_left(left: chrono::TimeDelta) -> i64 {
+    let secs = left.num_seconds();
+    if secs > 0 {
+        (secs + 86_399) / 86_400
+    } else {
+        secs.div_euclid(86_400)
+    }
+}
+
+#[cfg(test)]
+mod days_left_tests {
+    use super::days_left;
+    use chrono::TimeDelta;
+
+    #[test]
+    fn a_presented_name_reads_bare() {
+        assert_eq!(
+            super::bare_name("DnsName(\"wrong.example\")"),
+            "wrong.example"
+        );
+        assert_eq!(super::bare_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(super::bare_name("plain.example"), "plain.example");
+    }
+
+    #[test]
+    fn a_started_day_counts_and_an_expired_certificate_is_negative() {
+        let h = TimeDelta::hours;
+        assert_eq!(days_left(h(4 * 24 + 23)), 5);
+        assert_eq!(days_left(h(5 * 24)), 5);
+        assert_eq!(days_left(TimeDelta::seconds(1)), 1);
+        assert_eq!(days_left(TimeDelta::zero()), 0);
+        assert_eq!(days_left(TimeDelta::seconds(-1)), -1);
+        assert_eq!(days_left(h(-25)), -2);
     }
 }

@@ -218,11 +218,16 @@ async fn an_expired_certificate_fails_saying_since_when_unless_verification_is_o
     let out = run(&trusting(&ca), &url, true).await;
     assert_eq!(out.status, RunStatus::Error);
     assert_eq!(out.failure_reason, Some(FailureReason::Tls));
-    let error = out.error.unwrap();
+    let error = out.error.clone().unwrap();
     assert!(
         error.contains("expired") && error.contains("2021-01-01"),
         "{error}"
     );
+    // The refused certificate is recorded, with its negative days left.
+    let refused = out
+        .certificate
+        .expect("the expired certificate is recorded");
+    assert!(refused.days_left < 0, "{refused:?}");
     // tls_verify off: the run goes on, and the certificate is still seen.
     let out = run(&trusting(&ca), &url, false).await;
     assert_eq!(out.status, RunStatus::Success, "{out:?}");
@@ -242,8 +247,16 @@ async fn a_certificate_for_another_host_fails_as_a_name_mismatch() {
     assert_eq!(out.failure_reason, Some(FailureReason::Tls));
     let error = out.error.unwrap();
     assert!(
-        error.contains("name mismatch") && error.contains("example.test"),
+        error.contains("name mismatch: it is for example.test, not localhost"),
         "{error}"
+    );
+    // The certificate that was refused is still recorded.
+    let cert = out
+        .certificate
+        .expect("the refused certificate is recorded");
+    assert!(
+        cert.sans.iter().any(|s| s.contains("example.test")),
+        "{cert:?}"
     );
 }
 
@@ -262,6 +275,10 @@ async fn unknown_and_self_signed_issuers_are_named() {
         true,
     )
     .await;
+    assert!(
+        out.certificate.is_some(),
+        "an unknown CA's certificate is recorded"
+    );
     assert!(out.error.unwrap().contains("unknown CA"));
     let port = tls_target(&ca, Leaf::SelfSigned, Duration::ZERO).await;
     let out = run(
@@ -270,5 +287,9 @@ async fn unknown_and_self_signed_issuers_are_named() {
         true,
     )
     .await;
+    assert!(
+        out.certificate.is_some(),
+        "a self-signed certificate is recorded"
+    );
     assert!(out.error.unwrap().contains("self-signed"));
 }

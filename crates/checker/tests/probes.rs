@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, MX};
+use hickory_resolver::proto::rr::rdata::{A, CNAME, MX, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType as Rt};
 use hickory_resolver::proto::serialize::binary::{BinDecodable, BinEncodable};
 use pulse_checker::{Checker, ExtraRoots, Probe, ProbeKind};
@@ -71,7 +71,30 @@ async fn dns_server() -> String {
                             RData::MX(MX::new(10, Name::from_ascii("mx1.mail.test.").unwrap())),
                         ));
                     }
-                    ("pulse.test.", _) | ("mail.test.", _) => {}
+                    ("txt.test.", Rt::TXT) => {
+                        resp.add_answer(Record::from_rdata(
+                            q.name().clone(),
+                            60,
+                            RData::TXT(TXT::new(vec!["v=spf1".into(), "-all".into()])),
+                        ));
+                    }
+                    ("www.test.", Rt::A) => {
+                        let target = Name::from_ascii("pulse.test.").unwrap();
+                        resp.add_answer(Record::from_rdata(
+                            q.name().clone(),
+                            60,
+                            RData::CNAME(CNAME(target.clone())),
+                        ));
+                        resp.add_answer(Record::from_rdata(
+                            target,
+                            60,
+                            RData::A(A::new(10, 1, 2, 3)),
+                        ));
+                    }
+                    ("pulse.test.", _)
+                    | ("mail.test.", _)
+                    | ("txt.test.", _)
+                    | ("www.test.", _) => {}
                     _ => {
                         resp.set_response_code(ResponseCode::NXDomain);
                     }
@@ -220,6 +243,43 @@ fn dns<'a>(host: &'a str, record_type: RecordType, resolver: &'a str) -> ProbeKi
         record_type,
         resolver: Some(resolver),
     }
+}
+
+#[tokio::test]
+async fn a_txt_record_keeps_its_strings_apart_and_a_followed_cname_is_recorded() {
+    let server = dns_server().await;
+    let out = run(
+        TargetPolicy::Default,
+        dns("txt.test", RecordType::Txt, &server),
+        &[],
+    )
+    .await;
+    assert_eq!(out.status, RunStatus::Success, "{out:?}");
+    let assertions: Vec<Assertion> = serde_json::from_value(serde_json::json!([
+        {"source": "text_body", "comparison": "equals", "target": "v=spf1 -all"}
+    ]))
+    .unwrap();
+    let out = run(
+        TargetPolicy::Default,
+        dns("txt.test", RecordType::Txt, &server),
+        &assertions,
+    )
+    .await;
+    assert!(out.assertions[0].passed, "{out:?}");
+
+    let assertions: Vec<Assertion> = serde_json::from_value(serde_json::json!([
+        {"source": "text_body", "comparison": "equals", "target": "10.1.2.3"},
+        {"source": "header", "property": "cname", "comparison": "equals", "target": "pulse.test."}
+    ]))
+    .unwrap();
+    let out = run(
+        TargetPolicy::Default,
+        dns("www.test", RecordType::A, &server),
+        &assertions,
+    )
+    .await;
+    assert_eq!(out.status, RunStatus::Success, "{out:?}");
+    assert!(out.assertions.iter().all(|a| a.passed), "{out:?}");
 }
 
 #[tokio::test]
