@@ -430,7 +430,7 @@ impl CheckInput {
             spec.method = method.trim().to_ascii_uppercase();
         }
         if let Some(headers) = not_null("headers", self.headers)? {
-            spec.headers = headers;
+            spec.headers = keep_secret_headers(headers, &spec.headers)?;
         }
         if let Some(body) = self.body {
             spec.body = body;
@@ -924,12 +924,71 @@ fn last_status<S: serde::Serializer>(
     s.serialize_str(v.map_or("unknown", crate::RunStatus::as_str))
 }
 
+/// Request headers whose values are write-only: reads show [`MASK`].
+pub const SECRET_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+/// What a read shows instead of a secret header's value; sent back in a
+/// PATCH or the form, it keeps the stored value.
+pub const MASK: &str = "***";
+
+/// Whether `name` is a header whose value is never shown.
+pub fn is_secret_header(name: &str) -> bool {
+    SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+}
+
+/// `headers` with every secret header's value replaced by [`MASK`].
+pub fn masked_headers(headers: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let v = if is_secret_header(k) {
+                MASK.to_string()
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// New headers, where a secret header sent as [`MASK`] keeps the value
+/// stored under the same name (any case); with none stored it is refused.
+fn keep_secret_headers(
+    new: BTreeMap<String, String>,
+    old: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ValidationError> {
+    new.into_iter()
+        .map(|(k, v)| {
+            if v != MASK || !is_secret_header(&k) {
+                return Ok((k, v));
+            }
+            match old.iter().find(|(o, _)| o.eq_ignore_ascii_case(&k)) {
+                Some((_, stored)) => Ok((k, stored.clone())),
+                None => Err(invalid(
+                    "headers",
+                    format!("{k}: {MASK} keeps a stored value, and there is none"),
+                )),
+            }
+        })
+        .collect()
+}
+
+fn masked_spec<S: serde::Serializer>(spec: &CheckSpec, s: S) -> Result<S::Ok, S::Error> {
+    if !spec.headers.keys().any(|k| is_secret_header(k)) {
+        return spec.serialize(s);
+    }
+    let mut shown = spec.clone();
+    shown.headers = masked_headers(&spec.headers);
+    shown.serialize(s)
+}
+
 /// A stored check as the API shows it: its definition, identity, schedule
 /// and the summary of its last run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub id: uuid::Uuid,
-    #[serde(flatten)]
+    /// Read with secret header values masked ([`masked_headers`]).
+    #[serde(flatten, serialize_with = "masked_spec")]
     pub spec: CheckSpec,
     /// The last run's status; `unknown` before the first run.
     #[serde(serialize_with = "last_status")]

@@ -1332,3 +1332,76 @@ async fn checks_aimed_at_pulse_own_services_are_refused_at_create() {
     assert_eq!(err["field"], "url", "{err}");
     assert_eq!(app.get("/checks").await.1, json!([]), "nothing was stored");
 }
+
+#[tokio::test]
+async fn credential_headers_are_write_only_and_a_masked_patch_keeps_them() {
+    let app = TestApp::spawn().await;
+    let (status, created) = app
+        .post(
+            "/checks",
+            json!({"name": "x", "url": "http://a.example.test/",
+                   "headers": {"Authorization": "Bearer s3cret", "cookie": "sid=abc",
+                               "Proxy-Authorization": "Basic cHg=", "X-Trace": "visible"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let shown = json!({"Authorization": "***", "cookie": "***",
+                       "Proxy-Authorization": "***", "X-Trace": "visible"});
+    assert_eq!(created["headers"], shown);
+    let (_, read) = app.get(&format!("/checks/{id}")).await;
+    assert_eq!(read["headers"], shown);
+    let (_, list) = app.get("/checks").await;
+    assert!(!list.to_string().contains("s3cret"), "{list}");
+
+    let stored = |pool: sqlx::PgPool, id: String| async move {
+        let (h,): (sqlx::types::Json<std::collections::BTreeMap<String, String>>,) =
+            sqlx::query_as("SELECT headers FROM checks WHERE id = $1::uuid")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        h.0
+    };
+    let pool = pulse_store::pg::pool(&app.database_url, 2).unwrap();
+    // Sending back what a read showed keeps the stored values.
+    let (status, patched) = app
+        .patch(
+            &format!("/checks/{id}"),
+            json!({"headers": read["headers"].clone()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let h = stored(pool.clone(), id.clone()).await;
+    assert_eq!(h["Authorization"], "Bearer s3cret");
+    assert_eq!(h["cookie"], "sid=abc");
+    // The mask keeps the value stored under the same name in any case.
+    let (status, err) = app
+        .patch(
+            &format!("/checks/{id}"),
+            json!({"headers": {"COOKIE": "***", "Authorization": "***"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{err}");
+    assert_eq!(stored(pool.clone(), id.clone()).await["COOKIE"], "sid=abc");
+    // A new value replaces it; a mask with nothing stored is refused.
+    let (status, _) = app
+        .patch(
+            &format!("/checks/{id}"),
+            json!({"headers": {"Authorization": "Bearer new"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let h = stored(pool.clone(), id.clone()).await;
+    assert_eq!(h["Authorization"], "Bearer new");
+    assert!(!h.contains_key("COOKIE"), "headers are replaced as a whole");
+    let (status, err) = app
+        .post(
+            "/checks",
+            json!({"name": "y", "url": "http://a.example.test/",
+                                "headers": {"Authorization": "***"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["field"], "headers");
+}

@@ -115,8 +115,7 @@ impl Values {
             method: s.method.clone(),
             expected_status: s.expected_status.to_string(),
             body_contains: opt(&s.body_contains),
-            headers: s
-                .headers
+            headers: pulse_core::check::masked_headers(&s.headers)
                 .iter()
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect::<Vec<_>>()
@@ -847,6 +846,8 @@ mod tests {
         spec.name = "Round trip".into();
         spec.url = "https://rt.example/".into();
         spec.headers.insert("X-A".into(), "1".into());
+        spec.headers
+            .insert("Authorization".into(), "Bearer s3cret".into());
         spec.degraded_ms = Some(800);
         spec.public = true;
         spec.slo = Some(pulse_core::slo::Slo {
@@ -903,6 +904,11 @@ mod tests {
         ] {
             pairs.push((k.into(), val.into()));
         }
+        assert!(
+            !html.contains("s3cret"),
+            "a credential is never shown: {html}"
+        );
+        assert!(v.headers.contains("Authorization: ***"), "{}", v.headers);
         assert!(html.contains("value=\"x-version\""), "{html}");
         assert!(html.contains("<option selected>header</option>"), "{html}");
         assert!(
@@ -911,9 +917,8 @@ mod tests {
         );
         let (input, _) = Values::from_form(&FormData(pairs)).input(None).unwrap();
         assert_eq!(
-            input
-                .apply(CheckSpec::defaults(), Default::default())
-                .unwrap(),
+            // An edit: the masked credential keeps the stored value.
+            input.apply(spec.clone(), Default::default()).unwrap(),
             spec
         );
     }
