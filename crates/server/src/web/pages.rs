@@ -857,6 +857,24 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()
     }
 
+    #[test]
+    fn the_status_page_never_says_no_incidents_under_an_open_one() {
+        let open = PublicIncident {
+            check_name: "API".into(),
+            started_at: now() - chrono::Duration::minutes(5),
+            ended_at: None,
+        };
+        let html = StatusPage::new(&[], &HashMap::new(), &[open], now())
+            .render()
+            .unwrap();
+        assert!(html.contains("Open incidents"), "{html}");
+        assert!(!html.contains("No incidents"), "{html}");
+        let html = StatusPage::new(&[], &HashMap::new(), &[], now())
+            .render()
+            .unwrap();
+        assert!(html.contains("No incidents in the last 90 days"), "{html}");
+    }
+
     fn check(name: &str, enabled: bool, last: Option<RunStatus>) -> Check {
         let mut spec = CheckSpec::defaults();
         spec.name = name.into();
