@@ -199,22 +199,18 @@ pub(crate) fn allowed(
         .into_iter()
         .filter(|a| {
             // A reqwest resolver's addresses carry no port (0) yet.
-            if a.port() != 0 && pulse_core::policy::is_own_service(*a) {
-                refused = Some(Blocked(format!(
-                    "blocked: {host} resolves to {a}, one of Pulse's own services"
-                )));
-                return false;
-            }
-            match policy.blocks(a.ip()) {
-                Some(why) => {
-                    refused = Some(Blocked(format!(
-                        "blocked by target policy: {host} resolves to {} ({why})",
-                        a.ip()
-                    )));
-                    false
-                }
-                None => true,
-            }
+            let why = if a.port() != 0 && pulse_core::policy::is_own_service(*a) {
+                format!("blocked: {host} resolves to {a}, one of Pulse's own services")
+            } else if let Some(why) = policy.blocks(a.ip()) {
+                format!(
+                    "blocked by target policy: {host} resolves to {} ({why})",
+                    a.ip()
+                )
+            } else {
+                return true;
+            };
+            refused = Some(Blocked(why));
+            false
         })
         .collect();
     if allowed.is_empty() {

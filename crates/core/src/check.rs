@@ -679,33 +679,14 @@ impl CheckSpec {
         if host.len() > 253 || host.contains(['/', ' ', '\0', '@', '?', '#']) {
             return Err(invalid("host", "must be a host name or an IP address"));
         }
-        let ip = host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .ok();
-        if let (None, CheckType::Tcp, Some(port)) = (ip, self.check_type, self.port) {
-            // A name is judged by the policy when it resolves; `localhost`
-            // is loopback (RFC 6761) and never one of Pulse's own services.
-            let addr = std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port);
-            if crate::policy::is_localhost(host) && crate::policy::is_own_service(addr) {
-                return Err(invalid(
-                    "host",
-                    policy.blocks_socket(addr).unwrap_or_default(),
-                ));
-            }
-        }
-        if let Some(ip) = ip {
-            if let Some(why) = policy.blocks(ip) {
-                return Err(invalid(
-                    "host",
-                    format!("blocked by target policy: {ip} is {why}"),
-                ));
-            }
-            if let (CheckType::Tcp, Some(port)) = (self.check_type, self.port) {
-                if let Some(why) = policy.blocks_socket(std::net::SocketAddr::new(ip, port)) {
-                    return Err(invalid("host", why));
-                }
-            }
+        let parsed = match host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(v4)) => url::Host::Ipv4(v4),
+            Ok(std::net::IpAddr::V6(v6)) => url::Host::Ipv6(v6),
+            Err(_) => url::Host::Domain(host),
+        };
+        let port = self.port.filter(|_| self.check_type == CheckType::Tcp);
+        if let Some(why) = policy.blocks_host(&parsed, port) {
+            return Err(invalid("host", why));
         }
         match self.check_type {
             CheckType::Tcp => {

@@ -200,16 +200,20 @@ impl TargetPolicy {
     /// Checks a URL's host when it is an IP literal (names are checked
     /// when they resolve). The URL parser has already turned decimal, octal
     /// and hex IPv4 forms into plain addresses.
-    /// `localhost` (and `*.localhost`, RFC 6761) is loopback, so a URL
-    /// naming Pulse's own service through it is refused at create.
     pub fn blocks_url(self, url: &url::Url) -> Option<String> {
-        let port = url.port_or_known_default();
-        let ip = match url.host()? {
+        self.blocks_host(&url.host()?, url.port_or_known_default())
+    }
+
+    /// Checks a host (and the port, when known) before any lookup: an IP
+    /// literal against the policy and Pulse's own services; `localhost`
+    /// (and `*.localhost`, RFC 6761: always loopback) against Pulse's own
+    /// services only, since like any name it meets the policy when it
+    /// resolves; other names not at all.
+    pub fn blocks_host(self, host: &url::Host<&str>, port: Option<u16>) -> Option<String> {
+        let ip = match *host {
             url::Host::Ipv4(v4) => IpAddr::V4(v4),
             url::Host::Ipv6(v6) => IpAddr::V6(v6),
             url::Host::Domain(d) if is_localhost(d) => {
-                // Judged by the policy when it resolves, like any name; but
-                // never one of Pulse's own services.
                 let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port?);
                 return is_own_service(addr).then(|| own_service_message(addr));
             }

@@ -275,13 +275,6 @@ pub async fn protect_own_services(settings: &ServiceSettings) {
     }
 }
 
-/// Adds the address this process listens on (the API or the worker's
-/// health port) to the targets no check may reach.
-/// It stays protected while the guard lives.
-pub fn protect_listener(addr: std::net::SocketAddr) -> pulse_core::policy::Protected {
-    pulse_core::policy::protect_own([addr])
-}
-
 /// Connected handles to all three services.
 #[derive(Clone)]
 pub struct Services {

@@ -58,7 +58,8 @@ impl Worker {
         let (listener, addr) = pulse_runtime::process::bind(&settings.host, settings.port)
             .await
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
-        let protected = pulse_runtime::process::protect_listener(addr);
+        // The API (or health port) is never a check's target while it runs.
+        let protected = pulse_core::policy::protect_own([addr]);
         Ok(Worker {
             settings,
             services,
