@@ -88,11 +88,13 @@ async fn after_downtime_missed_slots_are_skipped_not_burst() {
 #[tokio::test]
 async fn a_leased_check_is_not_claimed_again_until_the_lease_expires() {
     let store = store().await;
-    let id = check(&store, 1).await;
+    let id = check(&store, 60).await;
     let first = store.claim_due(100, 0, &here()).await.unwrap();
     assert_eq!(first.len(), 1);
     set_next_run(&store, id, Utc::now() - Duration::seconds(5)).await;
     assert!(store.claim_due(100, 0, &here()).await.unwrap().is_empty());
+    // The next slot is a period away again, so the slot is re-run.
+    set_next_run(&store, id, Utc::now() + Duration::seconds(60)).await;
     // Expire the lease: the same slot comes back under a new token.
     sqlx::query("UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' WHERE check_id = $1")
         .bind(id)
@@ -364,6 +366,74 @@ async fn after_a_lost_worker_the_slot_reruns_once_and_later_ones_are_recorded_mi
     assert_eq!(store.skip_missed_slots(100).await.unwrap(), 0, "once");
 }
 
+/// Expires every lease of `id` now.
+async fn expire_lease(store: &CheckStore, id: Uuid) {
+    sqlx::query(
+        "UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' \
+         WHERE check_id = $1",
+    )
+    .bind(id)
+    .execute(store.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_interrupted_run_whose_next_slot_is_close_is_recorded_missed_not_run_again() {
+    let store = store().await;
+    // Two 4-second checks: one lost after 3 s (its next slot 1 s away),
+    // one lost at once (its next slot 4 s away), by lease expiry and by
+    // the lost worker's tokens alike.
+    for by_token in [false, true] {
+        let late = check(&store, 4).await;
+        let early = check(&store, 4).await;
+        set_next_run(&store, late, Utc::now() - Duration::seconds(3)).await;
+        let jobs = store.claim_due(10, 60_000, &here()).await.unwrap();
+        assert_eq!(jobs.len(), 2);
+        let again = if by_token {
+            let held: Vec<(Uuid, Uuid)> = jobs.iter().map(|j| (j.check_id, j.token)).collect();
+            store.relet(&held, 1000).await.unwrap()
+        } else {
+            expire_lease(&store, late).await;
+            expire_lease(&store, early).await;
+            store.reclaim_expired(10, 1000, &here()).await.unwrap()
+        };
+        let ids: Vec<Uuid> = again.iter().map(|j| j.check_id).collect();
+        assert_eq!(
+            ids,
+            vec![early],
+            "only the run with time to spare is re-run"
+        );
+        let late_job = jobs.iter().find(|j| j.check_id == late).unwrap();
+        assert_eq!(
+            missed_rows(&store, late).await,
+            vec![(late_job.slot_ms, "missed".into(), "worker_lost".into())],
+            "the interrupted slot is recorded once, missed"
+        );
+        assert!(missed_rows(&store, early).await.is_empty());
+        // Its lease is released and its old token fenced; the schedule goes
+        // on with the next slot, which is claimed as usual.
+        assert!(store
+            .finish_batch(&[finish(late_job)], "w", "default")
+            .await
+            .unwrap()
+            .is_empty());
+        let next = store.get(late).await.unwrap().next_run_at;
+        assert_eq!(next.timestamp_millis(), late_job.slot_ms + 4000);
+        // No slot fell due while it was leased: nothing more is missed.
+        assert_eq!(store.skip_missed_slots(100).await.unwrap(), 0);
+        set_next_run(&store, late, Utc::now()).await;
+        let claimed = store.claim_due(10, 1000, &here()).await.unwrap();
+        assert_eq!(
+            claimed.iter().map(|j| j.check_id).collect::<Vec<_>>(),
+            vec![late]
+        );
+        assert_eq!(missed_rows(&store, late).await.len(), 1, "once");
+        store.delete(late).await.unwrap();
+        store.delete(early).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_lost_workers_leases_are_reissued_at_once_by_token() {
     let store = store().await;
@@ -490,7 +560,7 @@ async fn a_batch_holding_the_old_and_the_new_lease_of_a_slot_records_it_once() {
     // A run that outlived its lease and its re-run finish in one batch (a
     // slow worker took the re-queued job too): one state write, one result.
     let store = store().await;
-    let id = check(&store, 1).await;
+    let id = check(&store, 10).await;
     let first = store.claim_due(100, 0, &here()).await.unwrap();
     sqlx::query(
         "UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' \

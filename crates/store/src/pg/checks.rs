@@ -363,6 +363,31 @@ const RELEASE_DUE: &str = "moved AS ( \
             d.lease_slot + make_interval(secs => s.period_seconds) AS next_run_at, \
             s.period_seconds)";
 
+/// Releases the leases `due` selects (check, location and `lease_slot`;
+/// `$2` and `$3` are the reason and error, the others free for it) and
+/// records each leased slot `missed` in the results outbox; the schedule's
+/// `next_run_at` is left as the claim set it, and `set` sets more columns.
+fn missed_sql(due: &str, set: &str) -> String {
+    format!(
+        "WITH due AS ({due}), {}, {MISSED_INSERT} SELECT sum(n)::bigint FROM ins",
+        RELEASE_DUE.replace("{set}", set)
+    )
+}
+
+/// What an interrupted run recorded missed sets: `catching_up`, so the
+/// slots that fell due while it was leased are recorded missed by
+/// [`CheckStore::skip_missed_slots`] rather than skipped by the next claim.
+const CATCH_UP: &str = ", catching_up = true";
+
+/// A schedule row whose next slot is due within half an interval: its
+/// interrupted run is recorded missed rather than run again just before it.
+const NEXT_SLOT_CLOSE: &str =
+    "s.next_run_at <= now() + make_interval(secs => s.period_seconds / 2.0)";
+
+/// The error of an interrupted run recorded missed instead of re-run.
+const INTERRUPTED_ERROR: &str = "no request made: the worker running this check was lost, \
+    and the next run was due within half an interval";
+
 /// The reason and error of a run recorded by [`CheckStore::record_late`].
 pub const LATE_REASON: &str = "queued_too_long";
 const LATE_ERROR: &str = "no request made: the run waited in the queue past its lease \
@@ -708,50 +733,89 @@ impl CheckStore {
 
     /// Re-queues runs in live locations whose lease expired (their worker
     /// died or stalled unnoticed): the same slot, under a fresh token, so
-    /// the old holder's late write is refused.
+    /// the old holder's late write is refused. A run whose check's next
+    /// slot is due within half an interval is not run again but recorded
+    /// `missed` (reason `worker_lost`), so two runs never land just apart.
     pub async fn reclaim_expired(
         &self,
         limit: i64,
         lease_margin_ms: i64,
         live: &[String],
     ) -> Result<Vec<Job>> {
+        let expired = "SELECT check_id, location, lease_slot FROM check_schedules s \
+            WHERE lease_token IS NOT NULL AND lease_expires_at <= now() AND active \
+              AND location = ANY($4) AND {close} \
+            ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED";
+        // One transaction, so both statements see one `now()` and every
+        // expired lease is either missed or re-queued.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&missed_sql(
+            &expired.replace("{close}", NEXT_SLOT_CLOSE),
+            CATCH_UP,
+        ))
+        .bind(limit)
+        .bind("worker_lost")
+        .bind(INTERRUPTED_ERROR)
+        .bind(live)
+        .execute(&mut *tx)
+        .await?;
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
             "UPDATE check_schedules s SET {RELEASE_LEASE} FROM checks c \
              WHERE c.id = s.check_id AND (s.check_id, s.location) IN ( \
-                SELECT check_id, location FROM check_schedules \
+                SELECT check_id, location FROM check_schedules s \
                 WHERE lease_token IS NOT NULL AND lease_expires_at <= now() AND active \
-                  AND location = ANY($3) \
+                  AND location = ANY($3) AND NOT {NEXT_SLOT_CLOSE} \
                 ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) {CLAIM_RETURNING}"
         ))
         .bind(limit)
         .bind(lease_margin_ms)
         .bind(live)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Re-queues the runs a lost worker held, given as (check, lease token)
     /// pairs: each still-current lease gets a fresh token on the same slot
     /// at once, instead of waiting for it to expire. Leases already finished
-    /// or re-issued are left alone.
+    /// or re-issued are left alone. As in [`Self::reclaim_expired`], a run
+    /// whose next slot is due within half an interval is recorded `missed`
+    /// instead.
     pub async fn relet(&self, held: &[(Uuid, Uuid)], lease_margin_ms: i64) -> Result<Vec<Job>> {
         if held.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<Uuid> = held.iter().map(|h| h.0).collect();
         let tokens: Vec<Uuid> = held.iter().map(|h| h.1).collect();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&missed_sql(
+            &format!(
+                "SELECT s.check_id, s.location, s.lease_slot FROM check_schedules s, \
+                UNNEST($1::uuid[], $4::uuid[]) AS h(id, token) \
+             WHERE s.check_id = h.id AND s.lease_token = h.token AND s.active \
+               AND {NEXT_SLOT_CLOSE} FOR UPDATE OF s"
+            ),
+            CATCH_UP,
+        ))
+        .bind(&ids)
+        .bind("worker_lost")
+        .bind(INTERRUPTED_ERROR)
+        .bind(&tokens)
+        .execute(&mut *tx)
+        .await?;
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
             "UPDATE check_schedules s SET {RELEASE_LEASE} \
              FROM checks c, UNNEST($1::uuid[], $3::uuid[]) AS h(id, token) \
              WHERE s.check_id = h.id AND s.lease_token = h.token AND c.id = s.check_id \
-               AND s.active {CLAIM_RETURNING}"
+               AND s.active AND NOT {NEXT_SLOT_CLOSE} {CLAIM_RETURNING}"
         ))
         .bind(ids)
         .bind(lease_margin_ms)
         .bind(tokens)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -771,7 +835,7 @@ impl CheckStore {
                 UPDATE check_schedules s SET catching_up = false, \
                     next_run_at = d.old_next + make_interval(secs => (s.period_seconds * \
                         GREATEST(0, ceil(extract(epoch FROM (GREATEST(now(), \
-                            COALESCE(s.last_run_at, now()) + make_interval(secs => s.period_seconds / 2.0)) \
+                            COALESCE(s.last_run_at, '-infinity') + make_interval(secs => s.period_seconds / 2.0)) \
                             - d.old_next)) / s.period_seconds)))::float8) \
                 FROM due d WHERE s.check_id = d.check_id AND s.location = d.location \
                 RETURNING s.check_id, s.location, d.old_next, s.next_run_at, s.period_seconds)",
@@ -841,14 +905,12 @@ impl CheckStore {
         }
         let ids: Vec<Uuid> = late.iter().map(|l| l.0).collect();
         let tokens: Vec<Uuid> = late.iter().map(|l| l.1).collect();
-        let sql = format!(
-            "WITH due AS ( \
-                SELECT s.check_id, s.location, s.lease_slot FROM check_schedules s, \
-                    UNNEST($1::uuid[], $4::uuid[]) AS l(id, token) \
-                WHERE s.check_id = l.id AND s.location = $5 AND s.lease_token = l.token \
-                FOR UPDATE OF s), \
-             {}, {MISSED_INSERT} SELECT sum(n)::bigint FROM ins",
-            RELEASE_DUE.replace("{set}", "")
+        let sql = missed_sql(
+            "SELECT s.check_id, s.location, s.lease_slot FROM check_schedules s, \
+                UNNEST($1::uuid[], $4::uuid[]) AS l(id, token) \
+             WHERE s.check_id = l.id AND s.location = $5 AND s.lease_token = l.token \
+             FOR UPDATE OF s",
+            "",
         );
         let (recorded,): (Option<i64>,) = sqlx::query_as(&sql)
             .bind(ids)
