@@ -34,6 +34,9 @@ pub struct Args {
     /// Most seconds to wait for ClickHouse's merges to settle.
     #[arg(long, default_value_t = 300)]
     pub settle_secs: u64,
+    /// Checks (the first ones) shown on the public status page.
+    #[arg(long, default_value_t = 300)]
+    pub public: u64,
 }
 
 impl Args {
@@ -133,13 +136,14 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     // The checks the runs belong to (paused: nothing runs them), created
     // before the first run so every minute of the window counts.
     sqlx::query(
-        "INSERT INTO checks (id, name, url, interval_seconds, enabled, created_at) \
+        "INSERT INTO checks (id, name, url, interval_seconds, enabled, created_at, public) \
          SELECT ('00000000-0000-4000-8000-' || (100000000000 + i)::text)::uuid, 'bench ' || i, \
-            'http://127.0.0.1:9/', 300, false, now() - ($2 + 1) * interval '1 day' \
+            'http://127.0.0.1:9/', 300, false, now() - ($2 + 1) * interval '1 day', i < $3 \
          FROM generate_series(0, $1 - 1) AS i",
     )
     .bind(args.checks as i64)
     .bind(args.days as f64)
+    .bind(args.public as i64)
     .execute(&pool)
     .await?;
 
@@ -255,6 +259,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         )
         .await?,
     );
+    let status = status_page(&base, n).await?;
     terminate(&mut server, Duration::from_secs(10)).await;
     drop(services);
 
@@ -297,5 +302,109 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             t.bytes as f64 / 1000.0
         );
     }
+    println!();
+    println!(
+        "Status page ({} public checks): first render {:.0} ms, {:.0} kB; then \
+         (the rendering shared for 5 s) p50 {:.1} ms, p95 {:.1} ms over {} visitors. \
+         `/health` while 20 visitors load `/status` in a loop: p50 {:.1} ms, p99 {:.1} ms \
+         ({} status loads served, {} told to slow down).",
+        args.public.min(args.checks),
+        status.cold_ms,
+        status.bytes as f64 / 1000.0,
+        status.cached.p50,
+        status.cached.p95,
+        n.min(30),
+        status.health.p50,
+        status.health.p99,
+        status.served,
+        status.limited,
+    );
     Ok(())
+}
+
+/// What the status page's timing found.
+struct StatusTiming {
+    cold_ms: f64,
+    bytes: usize,
+    cached: Timing,
+    health: Timing,
+    served: usize,
+    limited: usize,
+}
+
+/// A client whose requests come from `127.0.0.<host>` (another visitor to
+/// the per-IP limit).
+fn visitor(host: u8) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+        .build()?)
+}
+
+/// Times `/status`: its first render, then visitors each from their own
+/// address, then `/health` while 20 visitors load `/status` in a loop.
+async fn status_page(base: &str, n: usize) -> anyhow::Result<StatusTiming> {
+    let url = format!("{base}/status");
+    let start = Instant::now();
+    let resp = visitor(2)?.get(&url).send().await?.error_for_status()?;
+    let bytes = resp.bytes().await?.len();
+    let cold_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let mut ms = Vec::new();
+    for i in 0..n.min(30) {
+        let http = visitor(10 + i as u8)?;
+        let start = Instant::now();
+        http.get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        ms.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let cached = Timing {
+        name: "/status".into(),
+        target_ms: Some(500.0),
+        p50: quantile(&ms, 0.5),
+        p95: quantile(&ms, 0.95),
+        p99: quantile(&ms, 0.99),
+        max: ms[ms.len() - 1],
+        bytes,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loops = tokio::task::JoinSet::new();
+    for v in 0..20u8 {
+        let (http, url, stop) = (visitor(100 + v)?, url.clone(), stop.clone());
+        loops.spawn(async move {
+            let (mut served, mut limited) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match http.get(&url).send().await {
+                    Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => limited += 1,
+                    Ok(r) => {
+                        let _ = r.bytes().await;
+                        served += 1;
+                    }
+                    Err(_) => {}
+                }
+            }
+            (served, limited)
+        });
+    }
+    let health = time(&reqwest::Client::new(), "/health", None, n.max(100), |_| {
+        format!("{base}/health")
+    })
+    .await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut served, mut limited) = (0, 0);
+    for (s, l) in loops.join_all().await {
+        served += s;
+        limited += l;
+    }
+    Ok(StatusTiming {
+        cold_ms,
+        bytes,
+        cached,
+        health,
+        served,
+        limited,
+    })
 }

@@ -9,7 +9,10 @@ mod common;
 
 use pulse_store::pg::api_keys::ApiKeyStore;
 use pulse_testkit::keyed_client;
-use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use reqwest::header::{
+    HeaderMap, ACCEPT, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, RETRY_AFTER,
+    SET_COOKIE,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -537,6 +540,55 @@ async fn the_status_page_is_public_and_shows_public_checks_without_their_urls() 
     assert!(!html.contains("Sign out"), "{html}");
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'"), "{csp}");
+}
+
+#[tokio::test]
+async fn the_status_page_is_rendered_once_for_every_visitor_and_limited_per_ip() {
+    let dash = Dash::spawn().await;
+    dash.create_via_api(json!({"name": "First", "url": "http://127.0.0.1:9/", "public": true}))
+        .await;
+    let (status, headers, html) = dash.get("/status", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("First"), "{html}");
+    assert_eq!(headers[CACHE_CONTROL], "public, max-age=5");
+    // A check made public now shows once the shared rendering is 5 s old,
+    // not before: visitors meanwhile get the page as rendered.
+    dash.create_via_api(json!({"name": "Second", "url": "http://127.0.0.1:9/", "public": true}))
+        .await;
+    let (_, _, again) = dash.get("/status", None).await;
+    assert!(!again.contains("Second"), "rendered again at once: {again}");
+    // Twenty visitors at once from one address are served (from the one
+    // rendering); past the burst, that address is told to slow down.
+    let mut loads = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let req = dash
+            .http
+            .get(dash.url("/status"))
+            .header(ACCEPT, "text/html");
+        loads.spawn(async move { req.send().await.unwrap() });
+    }
+    let answers = loads.join_all().await;
+    let ok = answers
+        .iter()
+        .filter(|a| a.status() == StatusCode::OK)
+        .count();
+    let limited: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status() == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert_eq!(ok + limited.len(), answers.len());
+    assert!(ok >= 15, "{ok} served");
+    assert!(!limited.is_empty(), "no limit per IP");
+    assert_eq!(limited[0].headers()[RETRY_AFTER], "1");
+    pulse_testkit::wait_until(
+        Duration::from_secs(15),
+        "the page rendered again",
+        || async {
+            let (status, _, html) = dash.get("/status", None).await;
+            status == StatusCode::OK && html.contains("Second")
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

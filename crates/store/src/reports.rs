@@ -11,6 +11,8 @@
 //! as 30 s. Merging states loses nothing, so the rollups answer exactly what
 //! `quantilesTiming` over the raw runs answers.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use clickhouse::query::Query;
 use clickhouse::{Client, Row};
@@ -105,6 +107,21 @@ impl Aggregate {
 }
 
 /// Runs made and failed in one minute.
+/// One check's minutes with runs over a range, oldest first, and the last
+/// one before it (see [`ResultsStore::checks_minutes`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckMinuteRuns {
+    pub minutes: Vec<pulse_core::report::MinuteRuns>,
+    pub prior: Option<pulse_core::report::MinuteRuns>,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct CheckMinuteArrays {
+    key: String,
+    minutes: Vec<u32>,
+    failed: Vec<u8>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Row, Deserialize)]
 pub struct MinuteRow {
     pub minute: u32,
@@ -281,6 +298,51 @@ impl ResultsStore {
             .fetch_optional()
             .await?;
         Ok((minutes, prior))
+    }
+
+    /// The minutes with runs of each of `checks` over `range`, with the
+    /// last such minute before it (within two days) as `prior`, by check:
+    /// what uptime over the range is computed from, in one query for all of
+    /// them (the status page).
+    pub async fn checks_minutes(
+        &self,
+        checks: &[Uuid],
+        range: Range,
+    ) -> Result<HashMap<Uuid, CheckMinuteRuns>> {
+        if checks.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<CheckMinuteArrays> = sql::checks_minutes(
+            &self.client,
+            checks,
+            range.from - PRIOR_LOOKBACK_SECS,
+            range.to,
+        )
+        .fetch_all()
+        .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let Ok(id) = Uuid::parse_str(&r.key) else {
+                continue;
+            };
+            let mut all: Vec<(u32, u8)> = r.minutes.into_iter().zip(r.failed).collect();
+            all.sort_unstable();
+            let split = all.partition_point(|(m, _)| i64::from(*m) < range.from);
+            let runs = |(minute, failed): (u32, u8)| pulse_core::report::MinuteRuns {
+                minute: i64::from(minute),
+                made: 1,
+                down: u64::from(failed),
+            };
+            let prior = split.checked_sub(1).map(|i| runs(all[i]));
+            out.insert(
+                id,
+                CheckMinuteRuns {
+                    minutes: all[split..].iter().copied().map(runs).collect(),
+                    prior,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// Runs made and failed over each burn-rate window ending at `now`, for
@@ -670,6 +732,37 @@ mod sql {
             .bind(from as u32)
     }
 
+    /// `check_id IN (...)` for `checks` (UUIDs formatted by us, never user
+    /// text: safe to inline).
+    fn check_in(checks: &[Uuid]) -> String {
+        let ids = checks
+            .iter()
+            .map(|c| format!("toUUID('{c}')"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("check_id IN ({ids})")
+    }
+
+    /// The minutes with a run made of each of `checks` in `[from, to)`, one
+    /// row per check: the minutes ascending and, for each, whether a run in
+    /// it failed.
+    pub(super) fn checks_minutes(client: &Client, checks: &[Uuid], from: i64, to: i64) -> Query {
+        client
+            .query(&format!(
+                "SELECT toString(check_id) AS key, groupArray(minute) AS minutes, \
+                    groupArray(failed) AS failed \
+                 FROM (SELECT check_id, minute, toUInt8(down > 0) AS failed FROM ( \
+                        {per_minute} WHERE {filter} AND t >= ? AND t < ? \
+                        GROUP BY check_id, minute) \
+                     WHERE made > 0 ORDER BY check_id, minute) \
+                 GROUP BY key ORDER BY key",
+                per_minute = per_minute(true),
+                filter = check_in(checks),
+            ))
+            .bind(from.max(0) as u32)
+            .bind(to.max(0) as u32)
+    }
+
     pub(super) fn burn_counts(client: &Client, checks: &[Uuid], now: i64) -> Query {
         let end = now.div_euclid(60) * 60 + 60;
         let starts: Vec<i64> = pulse_core::slo::BURN_WINDOWS
@@ -683,22 +776,17 @@ mod sql {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        // UUIDs are formatted by us, never user text: safe to inline.
-        let ids = checks
-            .iter()
-            .map(|c| format!("toUUID('{c}')"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let oldest = starts.iter().min().copied().unwrap_or(end);
         client
             .query(&format!(
                 "SELECT toString(check_id) AS key, [{made}] AS made, [{down}] AS down FROM ( \
-                    {per_minute} WHERE check_id IN ({ids}) AND t >= ? AND t < ? \
+                    {per_minute} WHERE {filter} AND t >= ? AND t < ? \
                     GROUP BY check_id, minute) \
                  GROUP BY key ORDER BY key",
                 made = sums("made"),
                 down = sums("down"),
                 per_minute = per_minute(true),
+                filter = check_in(checks),
             ))
             .bind(oldest.max(0) as u32)
             .bind(end as u32)
@@ -825,6 +913,11 @@ pub(crate) fn scenario_queries(c: &Client, database: &str, check: Uuid, now: i64
         step(
             "rollup_minute_before",
             sql::minute_before(c, check, None, to),
+            true,
+        ),
+        step(
+            "rollup_checks_minutes",
+            sql::checks_minutes(c, &[check, Uuid::nil()], week.from, week.to),
             true,
         ),
         step(

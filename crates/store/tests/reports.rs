@@ -6,6 +6,7 @@
 
 use chrono::Utc;
 use clickhouse::{Client, Row};
+use pulse_core::report::MinuteRuns;
 use pulse_store::reports::{
     generated_check_id, Group, Range, Scope, CHECKS_TABLE, HOUR_TABLE, MINUTE_TABLE,
 };
@@ -285,6 +286,41 @@ async fn series_buckets_and_minutes_match_the_raw_runs() {
         hours.iter().map(|h| h.made()).sum::<u64>(),
         minutes.iter().map(|m| m.made()).sum::<u64>()
     );
+}
+
+#[tokio::test]
+async fn every_check_s_minutes_in_one_query_are_each_check_s_own() {
+    let f = fixture().await;
+    let range = Range {
+        from: f.from + 3600,
+        to: f.from + 86_400 + 7200,
+    };
+    let ids: Vec<uuid::Uuid> = (0..CHECKS).map(generated_check_id).collect();
+    let mut asked = ids.clone();
+    asked.push(uuid::Uuid::nil());
+    let all = f.store.checks_minutes(&asked, range).await.unwrap();
+    assert_eq!(all.len(), ids.len(), "a check without runs has no entry");
+    for id in ids {
+        let (minutes, prior) = f.store.minutes(id, None, range).await.unwrap();
+        let own: Vec<MinuteRuns> = minutes
+            .into_iter()
+            .filter(|m| m.made > 0)
+            .map(MinuteRuns::from)
+            .collect();
+        let got = &all[&id];
+        assert!(own.len() > 1000, "{}", own.len());
+        assert_eq!(got.minutes.len(), own.len());
+        for (g, o) in got.minutes.iter().zip(&own) {
+            assert_eq!((g.minute, g.state()), (o.minute, o.state()));
+        }
+        let prior = prior.map(MinuteRuns::from);
+        assert_eq!(
+            got.prior.map(|p| (p.minute, p.state())),
+            prior.map(|p| (p.minute, p.state()))
+        );
+        assert_eq!(got.prior.unwrap().minute, range.from - 60);
+    }
+    assert!(f.store.checks_minutes(&[], range).await.unwrap().is_empty());
 }
 
 #[tokio::test]

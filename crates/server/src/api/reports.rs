@@ -143,7 +143,7 @@ fn location(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
     Ok(raw)
 }
 
-fn time(secs: i64) -> DateTime<Utc> {
+pub(crate) fn time(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 0).unwrap_or_default()
 }
 

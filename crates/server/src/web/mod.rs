@@ -40,6 +40,11 @@ pub struct WebState {
     pub reports: reports::Reports,
     /// Sign-in attempts per client IP (slows key guessing).
     sign_ins: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Status page loads per client IP.
+    status_loads: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// The status page as last rendered, shared by every visitor for
+    /// [`pages::STATUS_CACHE`]; the lock also makes one render at a time.
+    status_page: Arc<tokio::sync::Mutex<Option<pages::RenderedStatus>>>,
 }
 
 impl WebState {
@@ -54,6 +59,11 @@ impl WebState {
             sign_ins: Arc::new(RateLimiter::keyed(
                 Quota::per_second(per_sec).allow_burst(burst),
             )),
+            status_loads: Arc::new(RateLimiter::keyed(
+                Quota::per_second(pages::STATUS_PER_IP_PER_SEC)
+                    .allow_burst(pages::STATUS_PER_IP_BURST),
+            )),
+            status_page: Arc::default(),
             app,
         }
     }
@@ -190,7 +200,7 @@ pub enum WebError {
     Forbidden(&'static str),
     /// 400: a form that could not be read.
     BadRequest(String),
-    /// 429: too many sign-in attempts.
+    /// 429: too many sign-in attempts, or status page loads.
     TooMany,
     /// 503: a backing service is down.
     Unavailable(String),
@@ -222,7 +232,7 @@ impl IntoResponse for WebError {
             WebError::BadRequest(why) => (StatusCode::BAD_REQUEST, why),
             WebError::TooMany => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "Too many attempts: wait a few seconds and try again.".to_string(),
+                "Too many requests: wait a few seconds and try again.".to_string(),
             ),
             WebError::Unavailable(cause) => {
                 tracing::warn!(%cause, "dependency unavailable");
@@ -244,10 +254,15 @@ impl IntoResponse for WebError {
             status: status.as_u16(),
             message,
         };
-        match askama::Template::render(&page) {
+        let mut resp = match askama::Template::render(&page) {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, page.message).into_response(),
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        resp
     }
 }
 

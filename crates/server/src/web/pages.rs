@@ -4,10 +4,11 @@
 //! and the view's template renders it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use pulse_core::{Check, RunStatus};
 use pulse_store::pg::alerts::AlertRecord;
@@ -20,7 +21,7 @@ use uuid::Uuid;
 use crate::api::locations::LocationView;
 
 use super::reports::{CheckFigures, ListFigures, PublicFigures, PublicIncident, BUCKETS};
-use super::session::SignedIn;
+use super::session::{PeerIp, SignedIn};
 use super::svg::{self, Bucket};
 use super::{html, WebError, WebState};
 
@@ -807,7 +808,54 @@ impl StatusPage {
 /// Most checks the status page shows.
 const STATUS_LIMIT: i64 = 1000;
 
-pub async fn status(State(state): State<WebState>) -> Result<Response, WebError> {
+/// How long one rendering of the status page is shown to every visitor.
+pub const STATUS_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Status page loads per client IP: a steady rate, and a burst.
+pub const STATUS_PER_IP_PER_SEC: std::num::NonZeroU32 = std::num::NonZeroU32::new(2).unwrap();
+pub const STATUS_PER_IP_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(20).unwrap();
+
+/// The status page as rendered at a time.
+pub struct RenderedStatus {
+    at: std::time::Instant,
+    html: Arc<str>,
+}
+
+/// `/status`, public: rendered at most once per [`STATUS_CACHE`] for all
+/// visitors (one render at a time; the others wait for it), limited per
+/// client IP, and cacheable by browsers and proxies for as long.
+pub async fn status(
+    State(state): State<WebState>,
+    PeerIp(peer): PeerIp,
+) -> Result<Response, WebError> {
+    if let Some(ip) = peer {
+        if state.status_loads.check_key(&ip).is_err() {
+            return Err(WebError::TooMany);
+        }
+    }
+    let html = {
+        let mut cached = state.status_page.lock().await;
+        match cached.as_ref() {
+            Some(c) if c.at.elapsed() < STATUS_CACHE => c.html.clone(),
+            _ => {
+                let html: Arc<str> = render_status(&state).await?.into();
+                *cached = Some(RenderedStatus {
+                    at: std::time::Instant::now(),
+                    html: html.clone(),
+                });
+                html
+            }
+        }
+    };
+    let max_age = format!("public, max-age={}", STATUS_CACHE.as_secs());
+    let mut resp = Html(html.to_string()).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&max_age) {
+        resp.headers_mut()
+            .insert(axum::http::header::CACHE_CONTROL, v);
+    }
+    Ok(resp)
+}
+
+async fn render_status(state: &WebState) -> Result<String, WebError> {
     let mut checks: Vec<PublicCheck> = state
         .app
         .checks
@@ -827,12 +875,7 @@ pub async fn status(State(state): State<WebState>) -> Result<Response, WebError>
         state.reports.public(&ids),
         state.reports.public_incidents(&names)
     );
-    html(&StatusPage::new(
-        &checks,
-        &figures?,
-        &incidents?,
-        Utc::now(),
-    ))
+    Ok(StatusPage::new(&checks, &figures?, &incidents?, Utc::now()).render()?)
 }
 
 // ---------------------------------------------------------------- errors

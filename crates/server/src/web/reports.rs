@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
+use pulse_core::report::{uptime_buckets, Uptime};
 use pulse_core::Check;
 use pulse_store::pg::incidents::{IncidentFilter, IncidentStore};
 use pulse_store::reports::Range;
@@ -26,6 +27,8 @@ pub const BUCKETS: usize = 90;
 pub const BAR_BUCKET_SECS: i64 = 3600;
 /// The latency chart's bucket: 15 minutes over the last 24 h.
 const CHART_BUCKET_SECS: i64 = 900;
+/// Incidents the status page lists at most.
+pub const PUBLIC_INCIDENTS: i64 = 200;
 /// Incidents on a check's timeline: the last 30 days.
 const TIMELINE_DAYS: i64 = 30;
 
@@ -243,7 +246,9 @@ impl Reports {
         })
     }
 
-    /// Figures for each public check (id, created), by check.
+    /// Figures for each public check (id, created), by check: 90 days of
+    /// daily uptime from one query for all of them, as
+    /// `/checks/:id/series?bucket=1d` and `/checks/:id/stats` count it.
     pub async fn public(
         &self,
         checks: &[(Uuid, DateTime<Utc>)],
@@ -254,19 +259,33 @@ impl Reports {
             from: today - (BUCKETS as i64 - 1) * 86_400,
             to: today + 86_400,
         };
-        let mut out = HashMap::new();
+        let ids: Vec<Uuid> = checks.iter().map(|c| c.0).collect();
+        let mut minutes = self
+            .state
+            .services
+            .results
+            .checks_minutes(&ids, range)
+            .await
+            .map_err(crate::api::ApiError::from)?;
+        let mut out = HashMap::with_capacity(checks.len());
         for &(id, created) in checks {
+            let m = minutes.remove(&id).unwrap_or_default();
+            let prior = m.prior.and_then(|p| p.state());
             let created = created.timestamp();
-            let buckets =
-                api::series_buckets(&self.state, id, created, None, range, 86_400).await?;
-            let days = buckets
+            let days = uptime_buckets(&m.minutes, prior, range.from, range.to, created, 86_400);
+            let mut total = Uptime::default();
+            for d in &days {
+                total.up_minutes += d.up_minutes;
+                total.counted_minutes += d.counted_minutes;
+            }
+            let days = days
                 .iter()
-                .map(|b| DayUptime {
-                    day: b.start.date_naive(),
-                    uptime: b.figures.uptime,
+                .enumerate()
+                .map(|(i, up)| DayUptime {
+                    day: api::time(range.from + i as i64 * 86_400).date_naive(),
+                    uptime: up.ratio(),
                 })
                 .collect();
-            let total = api::check_uptime(&self.state, id, None, range, created).await?;
             out.insert(
                 id,
                 PublicFigures {
@@ -279,33 +298,23 @@ impl Reports {
     }
 
     /// Open incidents and those of the last 90 days of the given checks,
-    /// newest first: names and times only.
+    /// newest first (at most [`PUBLIC_INCIDENTS`]): names and times only.
     pub async fn public_incidents(
         &self,
         names: &HashMap<Uuid, String>,
     ) -> Result<Vec<PublicIncident>, WebError> {
         let since = Utc::now() - Duration::days(BUCKETS as i64);
         let store = IncidentStore::new(self.state.services.pool.clone());
-        let mut out = Vec::new();
-        for (id, name) in names {
-            for i in store
-                .list(&IncidentFilter {
-                    check_id: Some(*id),
-                    limit: 100,
-                    ..Default::default()
-                })
-                .await?
-            {
-                if i.resolved_at.is_none() || i.opened_at >= since {
-                    out.push(PublicIncident {
-                        check_name: name.clone(),
-                        started_at: i.opened_at,
-                        ended_at: i.resolved_at,
-                    });
-                }
-            }
-        }
-        out.sort_by_key(|i| std::cmp::Reverse(i.started_at));
-        Ok(out)
+        let ids: Vec<Uuid> = names.keys().copied().collect();
+        Ok(store
+            .of_checks_since(&ids, since, PUBLIC_INCIDENTS)
+            .await?
+            .into_iter()
+            .map(|i| PublicIncident {
+                check_name: names.get(&i.check_id).cloned().unwrap_or(i.check_name),
+                started_at: i.opened_at,
+                ended_at: i.resolved_at,
+            })
+            .collect())
     }
 }

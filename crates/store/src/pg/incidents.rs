@@ -96,6 +96,28 @@ impl IncidentStore {
         .await?)
     }
 
+    /// The open incidents of `checks` and those opened since `since`,
+    /// newest first, at most `limit`, in one query (the status page).
+    pub async fn of_checks_since(
+        &self,
+        checks: &[Uuid],
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<IncidentRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT i.id, i.check_id, c.name AS check_name, i.opened_at, i.resolved_at, \
+                i.first_error, i.locations, i.opened_alert_id, i.resolved_alert_id \
+             FROM incidents i JOIN checks c ON c.id = i.check_id \
+             WHERE i.check_id = ANY($1) AND (i.resolved_at IS NULL OR i.opened_at >= $2) \
+             ORDER BY i.opened_at DESC, i.id DESC LIMIT $3",
+        )
+        .bind(checks)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Starts an SLO evaluation: a transaction holding the evaluator's
     /// advisory lock, or `None` when another process holds it.
     pub async fn begin_slo_round(&self) -> Result<Option<Transaction<'static, Postgres>>> {
