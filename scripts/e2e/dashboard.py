@@ -104,6 +104,58 @@ class Flow:
             p.fill("input[name=a0_target]", target)
 
 
+def contrast(fg, bg):
+    """The WCAG contrast ratio of two CSS rgb()/rgba() colours."""
+
+    def luminance(css):
+        parts = css[css.index("(") + 1 : css.index(")")].split(",")
+        chans = []
+        for v in (float(x) / 255 for x in parts[:3]):
+            chans.append(v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4)
+        return 0.2126 * chans[0] + 0.7152 * chans[1] + 0.0722 * chans[2]
+
+    hi, lo = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def check_chart_is_readable(page):
+    """The latency chart's legend meets WCAG AA contrast, and on a 390 px
+    phone the chart's and the timeline's text is at least 9 px high and
+    inside its picture (not clipped)."""
+    page.wait_for_selector("svg.chart path.ln", state="attached")
+    legend = page.evaluate(
+        """() => [...document.querySelectorAll('.legend .k')].map(e => {
+            let b = e, bg = 'rgba(0, 0, 0, 0)';
+            while (b && (bg = getComputedStyle(b).backgroundColor) === 'rgba(0, 0, 0, 0)') b = b.parentElement;
+            return [e.textContent, getComputedStyle(e).color, bg];
+        })"""
+    )
+    if len(legend) < 8:
+        raise AssertionError(f"legend keys missing: {legend}")
+    for text, fg, bg in legend:
+        ratio = contrast(fg, bg)
+        if ratio < 4.5:
+            raise AssertionError(f"legend {text!r}: contrast {ratio:.2f}:1 ({fg} on {bg})")
+    page.set_viewport_size(PHONE)
+    try:
+        texts = page.evaluate(
+            """() => [...document.querySelectorAll('svg.chart text, svg.timeline text')].map(t => {
+                const r = t.getBoundingClientRect(), s = t.ownerSVGElement.getBoundingClientRect();
+                return [t.textContent, r.height, r.left - s.left, s.right - r.right,
+                        r.top - s.top, s.bottom - r.bottom];
+            })"""
+        )
+        if len(texts) < 7:
+            raise AssertionError(f"chart text missing: {texts}")
+        for text, height, *margins in texts:
+            if height < 9:
+                raise AssertionError(f"{text!r} is {height:.1f} px high on a phone")
+            if min(margins) < -0.5:
+                raise AssertionError(f"{text!r} is clipped on a phone: {margins}")
+    finally:
+        page.set_viewport_size(DESKTOP)
+
+
 def run(args):
     from playwright.sync_api import sync_playwright
 
@@ -173,6 +225,7 @@ def run(args):
         page.click("text=Response excerpt >> nth=0")
         f.must_see("HTTP 200")
         f.shot("04-failing-check")
+        check_chart_is_readable(page)
         f.go("/")
         f.wait_for("both checks on the list", lambda: "2 checks:" in f.text())
         f.must_see("1 down", "1 up")

@@ -327,6 +327,14 @@ impl ResultsStore {
             };
             let mut all: Vec<(u32, u8)> = r.minutes.into_iter().zip(r.failed).collect();
             all.sort_unstable();
+            // One entry per minute, failed when any of its rows is.
+            all.dedup_by(|later, first| {
+                let same = later.0 == first.0;
+                if same {
+                    first.1 = first.1.max(later.1);
+                }
+                same
+            });
             let split = all.partition_point(|(m, _)| i64::from(*m) < range.from);
             let runs = |(minute, failed): (u32, u8)| pulse_core::report::MinuteRuns {
                 minute: i64::from(minute),
@@ -744,19 +752,34 @@ mod sql {
     }
 
     /// The minutes with a run made of each of `checks` in `[from, to)`, one
-    /// row per check: the minutes ascending and, for each, whether a run in
-    /// it failed.
+    /// row per check: the minutes and, for each, whether a run in it
+    /// failed. Each rollup row is finalized on its own (no `GROUP BY`
+    /// over minutes, which costs a hash table of every minute): a minute
+    /// may come more than once (locations, parts not merged yet) and in any
+    /// order; [`ResultsStore::checks_minutes`] sorts and joins them.
     pub(super) fn checks_minutes(client: &Client, checks: &[Uuid], from: i64, to: i64) -> Query {
+        let fin = |statuses: &[&str]| {
+            statuses
+                .iter()
+                .map(|s| format!("finalizeAggregation(n_{s})"))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        };
+        let made: Vec<&str> = STATUSES
+            .iter()
+            .copied()
+            .filter(|s| *s != "missed")
+            .collect();
         client
             .query(&format!(
                 "SELECT toString(check_id) AS key, groupArray(minute) AS minutes, \
                     groupArray(failed) AS failed \
-                 FROM (SELECT check_id, minute, toUInt8(down > 0) AS failed FROM ( \
-                        {per_minute} WHERE {filter} AND t >= ? AND t < ? \
-                        GROUP BY check_id, minute) \
-                     WHERE made > 0 ORDER BY check_id, minute) \
-                 GROUP BY key ORDER BY key",
-                per_minute = per_minute(true),
+                 FROM (SELECT check_id, toUInt32(t) AS minute, {made} AS made, \
+                        toUInt8(({down}) > 0) AS failed \
+                     FROM {MINUTE_TABLE} WHERE {filter} AND t >= ? AND t < ?) \
+                 WHERE made > 0 GROUP BY key ORDER BY key",
+                made = fin(&made),
+                down = fin(&["fail", "timeout", "error"]),
                 filter = check_in(checks),
             ))
             .bind(from.max(0) as u32)

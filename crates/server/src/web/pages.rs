@@ -633,7 +633,7 @@ impl CheckPage {
                 .iter()
                 .map(|(label, u)| (*label, uptime_text(*u)))
                 .collect(),
-            latency_svg: svg::latency_chart(&figures.latency),
+            latency_svg: svg::latency_chart(&figures.latency, figures.latency_window),
             has_latency: !figures.latency.is_empty(),
             slo,
             timeline_svg: svg::timeline(&figures.incidents, figures.window.0, figures.window.1),
@@ -1096,6 +1096,11 @@ mod tests {
                 ("90 d", None),
             ],
             latency: vec![],
+            latency_window: svg::ChartWindow {
+                from: now() - chrono::Duration::hours(24),
+                to: now(),
+                bucket_secs: 900,
+            },
             slo: Some(super::super::reports::SloBudget {
                 target: 99.9,
                 window_days: 30,

@@ -16,7 +16,7 @@ use pulse_store::pg::incidents::{IncidentFilter, IncidentStore};
 use pulse_store::reports::Range;
 use uuid::Uuid;
 
-use super::svg::{Bucket, DayUptime, LatencyPoint, Span};
+use super::svg::{Bucket, ChartWindow, DayUptime, LatencyPoint, Span};
 use super::WebError;
 use crate::api::reports as api;
 use crate::api::AppState;
@@ -63,8 +63,9 @@ pub struct SloBudget {
 pub struct CheckFigures {
     /// Uptime over 24 h, 7 d, 30 d and 90 d.
     pub uptime: [(&'static str, Option<f64>); 4],
-    /// Latency over the last 24 h, oldest first.
+    /// Latency over the last 24 h, oldest first, and the chart's window.
     pub latency: Vec<LatencyPoint>,
+    pub latency_window: ChartWindow,
     pub slo: Option<SloBudget>,
     /// Incidents in the timeline's window, oldest first.
     pub incidents: Vec<Span>,
@@ -240,6 +241,11 @@ impl Reports {
         Ok(CheckFigures {
             uptime,
             latency,
+            latency_window: ChartWindow {
+                from: api::time(range.from),
+                to: api::time(range.to),
+                bucket_secs: CHART_BUCKET_SECS,
+            },
             slo,
             incidents,
             window: (from, now),

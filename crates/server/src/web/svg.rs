@@ -110,8 +110,10 @@ pub struct LatencyPoint {
 
 const W: f64 = 720.0;
 const H: f64 = 220.0;
-const LEFT: f64 = 48.0;
-const BOTTOM: f64 = 24.0;
+/// The plot's left edge: the y labels sit inside it, above their grid
+/// lines, so larger text on a phone is never clipped.
+const LEFT: f64 = 8.0;
+const BOTTOM: f64 = 30.0;
 const TOP: f64 = 8.0;
 
 /// A round axis maximum at or above `v` (1, 2 or 5 times a power of ten).
@@ -128,10 +130,20 @@ fn nice_max(v: f64) -> f64 {
     10.0 * mag
 }
 
+/// The time a chart spans and the width of its buckets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChartWindow {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub bucket_secs: i64,
+}
+
 /// Latency over time: the phases' means stacked as areas, with the p50,
-/// p95 and p99 lines over them, a y axis in ms and the first and last
-/// times on the x axis. Points are in time order.
-pub fn latency_chart(points: &[LatencyPoint]) -> String {
+/// p95 and p99 lines over them, a y axis in ms and the window's start and
+/// end on the x axis. Points (one per bucket with runs, in time order) are
+/// placed by time: a bucket without runs is a gap, and a lone bucket is
+/// drawn across its width.
+pub fn latency_chart(points: &[LatencyPoint], window: ChartWindow) -> String {
     let mut out = String::new();
     if points.is_empty() {
         let _ = write!(
@@ -155,13 +167,10 @@ pub fn latency_chart(points: &[LatencyPoint]) -> String {
     let max = nice_max(top);
     let plot_w = W - LEFT - 8.0;
     let plot_h = H - TOP - BOTTOM;
-    let n = points.len();
-    let x = |i: usize| {
-        if n == 1 {
-            LEFT + plot_w / 2.0
-        } else {
-            LEFT + plot_w * i as f64 / (n - 1) as f64
-        }
+    let span = (window.to - window.from).num_seconds().max(1) as f64;
+    let x = |t: DateTime<Utc>, offset: i64| {
+        let s = (t - window.from).num_seconds() + offset;
+        LEFT + plot_w * (s as f64 / span).clamp(0.0, 1.0)
     };
     let y = |v: f64| TOP + plot_h - plot_h * (v / max).clamp(0.0, 1.0);
     // Grid and y labels: 0, half, max.
@@ -169,45 +178,67 @@ pub fn latency_chart(points: &[LatencyPoint]) -> String {
         let v = max * frac;
         let _ = write!(
             out,
-            "<path class=grid d=\"M{LEFT} {:.1}H{}\"/><text class=ax x=\"{}\" y=\"{:.1}\" text-anchor=end>{} ms</text>",
+            "<path class=grid d=\"M{LEFT} {:.1}H{}\"/><text class=ax x=\"{}\" y=\"{:.1}\">{} ms</text>",
             y(v),
             W - 8.0,
-            LEFT - 4.0,
-            y(v) + 4.0,
+            LEFT + 2.0,
+            (y(v) - 3.0).max(TOP + 20.0),
             fmt_num(v)
         );
     }
-    // Stacked phases, bottom up.
-    let mut below = vec![0.0f64; n];
-    for k in 0..5 {
-        let name = points[0].phases[k].0;
-        let above: Vec<f64> = points
-            .iter()
-            .zip(&below)
-            .map(|(p, b)| b + p.phases[k].1)
-            .collect();
-        if above.iter().zip(&below).all(|(a, b)| a <= b) {
-            below = above;
+    // Runs of adjacent buckets, each drawn as one piece; in each, every
+    // point's x (its bucket's middle, or both edges of a lone bucket).
+    let bucket = window.bucket_secs.max(1);
+    let mut pieces: Vec<Vec<(f64, &LatencyPoint)>> = Vec::new();
+    let mut start = 0;
+    for i in 1..=points.len() {
+        if i < points.len() && (points[i].at - points[i - 1].at).num_seconds() <= bucket {
             continue;
         }
+        let run = &points[start..i];
+        pieces.push(if run.len() == 1 {
+            vec![(x(run[0].at, 0), &run[0]), (x(run[0].at, bucket), &run[0])]
+        } else {
+            run.iter().map(|p| (x(p.at, bucket / 2), p)).collect()
+        });
+        start = i;
+    }
+    let path = |values: &dyn Fn(&LatencyPoint) -> f64| {
         let mut d = String::new();
-        for (i, v) in above.iter().enumerate() {
-            let _ = write!(
-                d,
-                "{}{:.1} {:.1}",
-                if i == 0 { "M" } else { "L" },
-                x(i),
-                y(*v)
-            );
+        for piece in &pieces {
+            for (i, (px, p)) in piece.iter().enumerate() {
+                let _ = write!(
+                    d,
+                    "{}{px:.1} {:.1}",
+                    if i == 0 { "M" } else { "L" },
+                    y(values(p))
+                );
+            }
         }
-        for (i, v) in below.iter().enumerate().rev() {
-            let _ = write!(d, "L{:.1} {:.1}", x(i), y(*v));
+        d
+    };
+    // Stacked phases, bottom up.
+    for k in 0..5 {
+        let name = points[0].phases[k].0;
+        if points.iter().all(|p| p.phases[k].1 <= 0.0) {
+            continue;
+        }
+        let below = |p: &LatencyPoint| p.phases[..k].iter().map(|(_, v)| v).sum::<f64>();
+        let mut d = String::new();
+        for piece in &pieces {
+            for (i, (px, p)) in piece.iter().enumerate() {
+                let v = below(p) + p.phases[k].1;
+                let _ = write!(d, "{}{px:.1} {:.1}", if i == 0 { "M" } else { "L" }, y(v));
+            }
+            for (px, p) in piece.iter().rev() {
+                let _ = write!(d, "L{px:.1} {:.1}", y(below(p)));
+            }
+            d.push('Z');
         }
         let _ = write!(
             out,
-            "<path class=\"ph ph-{name}\" d=\"{d}Z\"><title>{name}</title></path>"
+            "<path class=\"ph ph-{name}\" d=\"{d}\"><title>{name}</title></path>"
         );
-        below = above;
     }
     for (name, get) in [
         (
@@ -217,22 +248,10 @@ pub fn latency_chart(points: &[LatencyPoint]) -> String {
         ("p95", |p| p.p95_ms),
         ("p99", |p| p.p99_ms),
     ] {
-        let mut d = String::new();
-        for (i, p) in points.iter().enumerate() {
-            let _ = write!(
-                d,
-                "{}{:.1} {:.1}",
-                if i == 0 { "M" } else { "L" },
-                x(i),
-                y(get(p))
-            );
-        }
-        if n == 1 {
-            let _ = write!(d, "h1");
-        }
         let _ = write!(
             out,
-            "<path class=\"ln ln-{name}\" d=\"{d}\"><title>{name}</title></path>"
+            "<path class=\"ln ln-{name}\" d=\"{}\"><title>{name}</title></path>",
+            path(&get)
         );
     }
     let fmt = |t: &DateTime<Utc>| t.format("%b %-d %H:%M").to_string();
@@ -240,10 +259,10 @@ pub fn latency_chart(points: &[LatencyPoint]) -> String {
         out,
         "<text class=ax x=\"{LEFT}\" y=\"{}\">{}</text><text class=ax x=\"{}\" y=\"{}\" text-anchor=end>{}</text></svg>",
         H - 6.0,
-        fmt(&points[0].at),
+        fmt(&window.from),
         W - 8.0,
         H - 6.0,
-        fmt(&points[n - 1].at)
+        fmt(&window.to)
     );
     out
 }
@@ -314,7 +333,7 @@ pub fn timeline(spans: &[Span], from: DateTime<Utc>, to: DateTime<Utc>) -> Strin
     let mut out = String::new();
     let _ = write!(
         out,
-        "<svg class=timeline viewBox=\"0 0 {W} 40\" role=img aria-label=\"{} incident{} from {} to {}\">",
+        "<svg class=timeline viewBox=\"0 0 {W} 64\" role=img aria-label=\"{} incident{} from {} to {}\">",
         spans.len(),
         if spans.len() == 1 { "" } else { "s" },
         from.format("%b %-d"),
@@ -325,21 +344,21 @@ pub fn timeline(spans: &[Span], from: DateTime<Utc>, to: DateTime<Utc>) -> Strin
         let s = (t - from).num_seconds() as f64;
         LEFT + (W - LEFT - 8.0) * (s / total).clamp(0.0, 1.0)
     };
-    let _ = write!(out, "<path class=grid d=\"M{LEFT} 20H{}\"/>", W - 8.0);
+    let _ = write!(out, "<path class=grid d=\"M{LEFT} 18H{}\"/>", W - 8.0);
     for s in spans {
         let x0 = x(s.start);
         let x1 = x(s.end.unwrap_or(to)).max(x0 + 2.0);
         let class = if s.end.is_none() { "d open" } else { "d" };
         let _ = write!(
             out,
-            "<rect class=\"{class}\" x=\"{x0:.1}\" y=\"10\" width=\"{:.1}\" height=\"20\"><title>{}</title></rect>",
+            "<rect class=\"{class}\" x=\"{x0:.1}\" y=\"8\" width=\"{:.1}\" height=\"20\"><title>{}</title></rect>",
             x1 - x0,
             escape(&s.label)
         );
     }
     let _ = write!(
         out,
-        "<text class=ax x=\"{LEFT}\" y=\"38\">{}</text><text class=ax x=\"{}\" y=\"38\" text-anchor=end>{}</text></svg>",
+        "<text class=ax x=\"{LEFT}\" y=\"56\">{}</text><text class=ax x=\"{}\" y=\"56\" text-anchor=end>{}</text></svg>",
         from.format("%b %-d"),
         W - 8.0,
         to.format("%b %-d")
@@ -439,9 +458,32 @@ mod tests {
         }
     }
 
+    /// 12:00 to 13:00 in 5-minute buckets.
+    fn hour() -> ChartWindow {
+        ChartWindow {
+            from: Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap(),
+            to: Utc.with_ymd_and_hms(2026, 11, 28, 13, 0, 0).unwrap(),
+            bucket_secs: 300,
+        }
+    }
+
+    /// The x of `secs` into [`hour`].
+    fn x_at(secs: f64) -> f64 {
+        LEFT + (W - LEFT - 8.0) * secs / 3600.0
+    }
+
+    /// The `d` of the path with `class`.
+    fn path_of<'a>(svg: &'a str, class: &str) -> &'a str {
+        let at = svg.find(&format!("class=\"{class}\" d=\"")).unwrap() + class.len() + 12;
+        &svg[at..at + svg[at..].find('"').unwrap()]
+    }
+
     #[test]
     fn the_latency_chart_draws_each_percentile_and_the_phases_on_a_round_axis() {
-        let svg = latency_chart(&[point(0, 50.0, 120.0, 180.0), point(5, 60.0, 90.0, 140.0)]);
+        let svg = latency_chart(
+            &[point(0, 50.0, 120.0, 180.0), point(5, 60.0, 90.0, 140.0)],
+            hour(),
+        );
         for name in ["p50", "p95", "p99"] {
             assert!(
                 svg.contains(&format!("class=\"ln ln-{name}\"")),
@@ -459,17 +501,58 @@ mod tests {
         // 180 ms at most: the axis goes to 200.
         assert!(svg.contains(">200 ms</text>"), "{svg}");
         assert!(svg.contains(">100 ms</text>"), "{svg}");
+        // The x axis names the window's ends.
         assert!(svg.contains(">Nov 28 12:00</text>"), "{svg}");
-        assert!(svg.contains(">Nov 28 12:05</text>"), "{svg}");
-        // The p99 line's first point: 180 of 200 ms, near the top.
+        assert!(svg.contains(">Nov 28 13:00</text>"), "{svg}");
+        // The p99 line's first point: 180 of 200 ms, near the top, in the
+        // middle of the first 5 minutes.
         let plot_h = H - TOP - BOTTOM;
         let y = TOP + plot_h - plot_h * 0.9;
-        assert!(svg.contains(&format!("M{LEFT:.1} {y:.1}")), "{svg}");
+        assert!(
+            path_of(&svg, "ln ln-p99").starts_with(&format!("M{:.1} {y:.1}L", x_at(150.0))),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn points_are_placed_by_time_and_a_bucket_without_runs_is_a_gap() {
+        // Runs at 12:00, 12:05 and 12:45: two pieces, the second a lone
+        // bucket drawn across its 5 minutes.
+        let pts = [
+            point(0, 50.0, 60.0, 70.0),
+            point(5, 50.0, 60.0, 70.0),
+            point(45, 50.0, 60.0, 70.0),
+        ];
+        let svg = latency_chart(&pts, hour());
+        let p50 = path_of(&svg, "ln ln-p50");
+        assert_eq!(p50.matches('M').count(), 2, "{p50}");
+        let xs: Vec<f64> = p50
+            .split(['M', 'L'])
+            .filter(|s| !s.is_empty())
+            .map(|s| s.split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        let want = [150.0, 450.0, 2700.0, 3000.0].map(x_at);
+        assert_eq!(xs.len(), want.len(), "{p50}");
+        for (got, want) in xs.iter().zip(want) {
+            assert!((got - want).abs() < 0.06, "{got} vs {want}: {p50}");
+        }
+        // Each phase's area is closed once per piece.
+        assert_eq!(path_of(&svg, "ph ph-dns").matches('Z').count(), 2);
+    }
+
+    #[test]
+    fn a_chart_of_one_bucket_still_names_two_different_times() {
+        let svg = latency_chart(&[point(20, 50.0, 60.0, 70.0)], hour());
+        assert!(svg.contains(">Nov 28 12:00</text>"), "{svg}");
+        assert!(svg.contains(">Nov 28 13:00</text>"), "{svg}");
+        assert_eq!(svg.matches(">Nov 28 12:20</text>").count(), 0, "{svg}");
+        let p50 = path_of(&svg, "ln ln-p50");
+        assert!(p50.starts_with(&format!("M{:.1} ", x_at(1200.0))), "{p50}");
     }
 
     #[test]
     fn an_empty_latency_chart_says_no_data() {
-        let svg = latency_chart(&[]);
+        let svg = latency_chart(&[], hour());
         assert!(svg.contains(">no data</text>"), "{svg}");
         assert!(!svg.contains("ln-p95"));
     }
@@ -533,7 +616,7 @@ mod tests {
         let half = LEFT + (W - LEFT - 8.0) / 2.0;
         assert!(
             svg.contains(&format!(
-                "<rect class=\"d\" x=\"{LEFT:.1}\" y=\"10\" width=\"{:.1}\"",
+                "<rect class=\"d\" x=\"{LEFT:.1}\" y=\"8\" width=\"{:.1}\"",
                 half - LEFT
             )),
             "{svg}"
