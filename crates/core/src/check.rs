@@ -98,6 +98,10 @@ pub struct CheckSpec {
     pub url: String,
     pub method: String,
     pub headers: BTreeMap<String, String>,
+    /// Names of more headers (any case) whose values are write-only, as
+    /// `Authorization`, `Proxy-Authorization` and `Cookie` always are.
+    #[serde(default)]
+    pub secret_headers: Vec<String>,
     pub body: Option<String>,
     pub expected_status: u16,
     pub body_contains: Option<String>,
@@ -202,6 +206,7 @@ impl CheckSpec {
             url: String::new(),
             method: "GET".into(),
             headers: BTreeMap::new(),
+            secret_headers: Vec::new(),
             body: None,
             expected_status: 200,
             body_contains: None,
@@ -269,6 +274,8 @@ pub struct CheckInput {
     pub method: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub headers: Option<Option<BTreeMap<String, String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub secret_headers: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "present")]
     pub body: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
@@ -340,6 +347,7 @@ pub const INPUT_FIELDS: &[&str] = &[
     "url",
     "method",
     "headers",
+    "secret_headers",
     "body",
     "expected_status",
     "body_contains",
@@ -429,8 +437,18 @@ impl CheckInput {
         if let Some(method) = not_null("method", self.method)? {
             spec.method = method.trim().to_ascii_uppercase();
         }
+        // The secret names first: a header they name may be sent back
+        // masked in the same request.
+        let stored_secrets = spec.secret_headers.clone();
+        if let Some(names) = not_null("secret_headers", self.secret_headers)? {
+            spec.secret_headers = names.into_iter().map(|n| n.trim().to_string()).collect();
+        }
         if let Some(headers) = not_null("headers", self.headers)? {
-            spec.headers = keep_secret_headers(headers, &spec.headers)?;
+            let secret: Vec<String> = stored_secrets
+                .into_iter()
+                .chain(spec.secret_headers.iter().cloned())
+                .collect();
+            spec.headers = keep_secret_headers(headers, &spec.headers, &secret)?;
         }
         if let Some(body) = self.body {
             spec.body = body;
@@ -827,6 +845,20 @@ impl CheckSpec {
         if self.headers.len() > MAX_HEADERS {
             return Err(invalid("headers", format!("at most {MAX_HEADERS} headers")));
         }
+        if self.secret_headers.len() > MAX_HEADERS {
+            return Err(invalid(
+                "secret_headers",
+                format!("at most {MAX_HEADERS} names"),
+            ));
+        }
+        for name in &self.secret_headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(invalid(
+                    "secret_headers",
+                    format!("{name:?} is not a valid HTTP header name"),
+                ));
+            }
+        }
         for (name, value) in &self.headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(invalid(
@@ -912,17 +944,24 @@ pub const SECRET_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "
 /// PATCH or the form, it keeps the stored value.
 pub const MASK: &str = "***";
 
-/// Whether `name` is a header whose value is never shown.
-pub fn is_secret_header(name: &str) -> bool {
+/// Whether `name` is a header whose value is never shown: one of
+/// [`SECRET_HEADERS`], or named in `also` (a check's `secret_headers`), in
+/// any case.
+pub fn is_secret_header(name: &str, also: &[String]) -> bool {
     SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+        || also.iter().any(|a| a.eq_ignore_ascii_case(name))
 }
 
-/// `headers` with every secret header's value replaced by [`MASK`].
-pub fn masked_headers(headers: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+/// `headers` with every secret header's value (see [`is_secret_header`])
+/// replaced by [`MASK`].
+pub fn masked_headers(
+    headers: &BTreeMap<String, String>,
+    also: &[String],
+) -> BTreeMap<String, String> {
     headers
         .iter()
         .map(|(k, v)| {
-            let v = if is_secret_header(k) {
+            let v = if is_secret_header(k, also) {
                 MASK.to_string()
             } else {
                 v.clone()
@@ -937,10 +976,11 @@ pub fn masked_headers(headers: &BTreeMap<String, String>) -> BTreeMap<String, St
 fn keep_secret_headers(
     new: BTreeMap<String, String>,
     old: &BTreeMap<String, String>,
+    also: &[String],
 ) -> Result<BTreeMap<String, String>, ValidationError> {
     new.into_iter()
         .map(|(k, v)| {
-            if v != MASK || !is_secret_header(&k) {
+            if v != MASK || !is_secret_header(&k, also) {
                 return Ok((k, v));
             }
             match old.iter().find(|(o, _)| o.eq_ignore_ascii_case(&k)) {
@@ -955,11 +995,15 @@ fn keep_secret_headers(
 }
 
 fn masked_spec<S: serde::Serializer>(spec: &CheckSpec, s: S) -> Result<S::Ok, S::Error> {
-    if !spec.headers.keys().any(|k| is_secret_header(k)) {
+    if !spec
+        .headers
+        .keys()
+        .any(|k| is_secret_header(k, &spec.secret_headers))
+    {
         return spec.serialize(s);
     }
     let mut shown = spec.clone();
-    shown.headers = masked_headers(&spec.headers);
+    shown.headers = masked_headers(&spec.headers, &spec.secret_headers);
     shown.serialize(s)
 }
 

@@ -1405,3 +1405,68 @@ async fn credential_headers_are_write_only_and_a_masked_patch_keeps_them() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert_eq!(err["field"], "headers");
 }
+
+#[tokio::test]
+async fn headers_named_in_secret_headers_are_write_only_too() {
+    let app = TestApp::spawn().await;
+    let (status, created) = app
+        .post(
+            "/checks",
+            json!({"name": "x", "url": "http://a.example.test/",
+                   "headers": {"X-Api-Key": "k-s3cret", "X-Trace": "visible"},
+                   "secret_headers": ["x-api-key"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let shown = json!({"X-Api-Key": "***", "X-Trace": "visible"});
+    assert_eq!(created["headers"], shown);
+    assert_eq!(created["secret_headers"], json!(["x-api-key"]));
+    let (_, read) = app.get(&format!("/checks/{id}")).await;
+    assert_eq!(read["headers"], shown);
+    let (_, list) = app.get("/checks").await;
+    assert!(!list.to_string().contains("k-s3cret"), "{list}");
+    let pool = pulse_store::pg::pool(&app.database_url, 2).unwrap();
+    let stored = || async {
+        let (h,): (sqlx::types::Json<std::collections::BTreeMap<String, String>>,) =
+            sqlx::query_as("SELECT headers FROM checks WHERE id = $1::uuid")
+                .bind(&id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        h.0
+    };
+    // What a read showed, sent back, keeps the value.
+    let (status, patched) = app
+        .patch(
+            &format!("/checks/{id}"),
+            json!({"headers": {"X-Api-Key": "***", "X-Trace": "changed"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(stored().await["X-Api-Key"], "k-s3cret");
+    assert_eq!(stored().await["X-Trace"], "changed");
+    // A header made secret in the same request may be sent masked; one
+    // never secret is taken as the text "***".
+    let (status, _) = app
+        .patch(
+            &format!("/checks/{id}"),
+            json!({"secret_headers": ["X-Api-Key", "X-Trace"],
+                   "headers": {"X-Api-Key": "***", "X-Trace": "***", "X-Other": "***"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let h = stored().await;
+    assert_eq!(
+        (h["X-Api-Key"].as_str(), h["X-Trace"].as_str()),
+        ("k-s3cret", "changed")
+    );
+    assert_eq!(h["X-Other"], "***");
+    for bad in [json!(["bad name"]), json!("X-Api-Key"), json!([1])] {
+        let (status, err) = app
+            .patch(&format!("/checks/{id}"), json!({ "secret_headers": bad }))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {err}");
+        assert_eq!(err["field"], "secret_headers", "{bad}: {err}");
+    }
+}

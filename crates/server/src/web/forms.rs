@@ -64,6 +64,7 @@ pub struct Values {
     pub expected_status: String,
     pub body_contains: String,
     pub headers: String,
+    pub secret_headers: String,
     pub body: String,
     pub interval_seconds: String,
     pub timeout_ms: String,
@@ -115,11 +116,12 @@ impl Values {
             method: s.method.clone(),
             expected_status: s.expected_status.to_string(),
             body_contains: opt(&s.body_contains),
-            headers: pulse_core::check::masked_headers(&s.headers)
+            headers: pulse_core::check::masked_headers(&s.headers, &s.secret_headers)
                 .iter()
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect::<Vec<_>>()
                 .join("\n"),
+            secret_headers: s.secret_headers.join(", "),
             body: opt(&s.body),
             interval_seconds: s.interval_seconds.to_string(),
             timeout_ms: s.timeout_ms.to_string(),
@@ -184,6 +186,7 @@ impl Values {
             expected_status: t("expected_status"),
             body_contains: t("body_contains"),
             headers: t("headers"),
+            secret_headers: t("secret_headers"),
             body: t("body"),
             interval_seconds: t("interval_seconds"),
             timeout_ms: t("timeout_ms"),
@@ -307,6 +310,13 @@ impl Values {
             }
         }
         o.insert("headers".into(), json!(headers));
+        let secret: Vec<&str> = self
+            .secret_headers
+            .split([',', ' ', '\n'])
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        o.insert("secret_headers".into(), json!(secret));
         let locations: Vec<&str> = self
             .locations
             .split([',', ' ', '\n'])
@@ -487,6 +497,7 @@ impl FormPage {
             "expected_status",
             "body_contains",
             "headers",
+            "secret_headers",
             "body",
             "interval_seconds",
             "timeout_ms",
@@ -848,6 +859,8 @@ mod tests {
         spec.headers.insert("X-A".into(), "1".into());
         spec.headers
             .insert("Authorization".into(), "Bearer s3cret".into());
+        spec.headers.insert("X-Key".into(), "k-s3cret".into());
+        spec.secret_headers = vec!["x-key".into()];
         spec.degraded_ms = Some(800);
         spec.public = true;
         spec.slo = Some(pulse_core::slo::Slo {
@@ -876,6 +889,7 @@ mod tests {
             ("name", &v.name),
             ("url", &v.url),
             ("headers", &v.headers),
+            ("secret_headers", &v.secret_headers),
             ("degraded_ms", &v.degraded_ms),
             ("expected_status", &v.expected_status),
             ("interval_seconds", &v.interval_seconds),
@@ -909,6 +923,8 @@ mod tests {
             "a credential is never shown: {html}"
         );
         assert!(v.headers.contains("Authorization: ***"), "{}", v.headers);
+        assert!(v.headers.contains("X-Key: ***"), "{}", v.headers);
+        assert!(html.contains("value=\"x-key\""), "{html}");
         assert!(html.contains("value=\"x-version\""), "{html}");
         assert!(html.contains("<option selected>header</option>"), "{html}");
         assert!(

@@ -27,6 +27,7 @@ struct SpecRow {
     url: String,
     method: String,
     headers: Json<BTreeMap<String, String>>,
+    secret_headers: Vec<String>,
     body: Option<String>,
     expected_status: i32,
     body_contains: Option<String>,
@@ -66,7 +67,7 @@ macro_rules! spec_columns {
          timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, assertions, \
          degraded_ms, max_response_ms, alert_on_degraded, tls_verify, tls_expiry_days, check_type, \
          host, port, tls, send, expect, record_type, resolver, locations, location_strategy, \
-         alert_locations, public, slo, slo_alerts"
+         alert_locations, public, slo, slo_alerts, secret_headers"
     };
 }
 
@@ -77,6 +78,7 @@ impl From<SpecRow> for CheckSpec {
             url: r.url,
             method: r.method,
             headers: r.headers.0,
+            secret_headers: r.secret_headers,
             body: r.body,
             expected_status: r.expected_status as u16,
             body_contains: r.body_contains,
@@ -431,7 +433,7 @@ async fn sync_schedules(tx: &mut sqlx::PgConnection, id: Uuid, rephase: bool) ->
     Ok(())
 }
 
-/// Binds a spec's fields as parameters `$2` to `$35`, in column order.
+/// Binds a spec's fields as parameters `$2` to `$36`, in column order.
 fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
     query
         .bind(&spec.name)
@@ -472,6 +474,7 @@ fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
         .bind(spec.public)
         .bind(spec.slo.map(Json))
         .bind(spec.slo_alerts)
+        .bind(&spec.secret_headers)
 }
 
 fn check_type(s: &str) -> pulse_core::check::CheckType {
@@ -499,10 +502,10 @@ impl CheckStore {
              webhook_secret, retries, assertions, degraded_ms, max_response_ms, alert_on_degraded, \
              tls_verify, tls_expiry_days, check_type, host, port, tls, send, expect, record_type, \
              resolver, locations, location_strategy, alert_locations, public, slo, slo_alerts, \
-             next_run_at) \
+             secret_headers, next_run_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
                  $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, \
-                 $34, $35, now())";
+                 $34, $35, $36, now())";
         let id = Uuid::new_v4();
         let mut tx = self.pool.begin().await?;
         bind_spec(sqlx::query(sql).bind(id), spec)
@@ -615,7 +618,8 @@ impl CheckStore {
              alert_on_degraded = $19, tls_verify = $20, tls_expiry_days = $21, \
              check_type = $22, host = $23, port = $24, tls = $25, send = $26, expect = $27, \
              record_type = $28, resolver = $29, locations = $30, location_strategy = $31, \
-             alert_locations = $32, public = $33, slo = $34, slo_alerts = $35, updated_at = now(), \
+             alert_locations = $32, public = $33, slo = $34, slo_alerts = $35, \
+             secret_headers = $36, updated_at = now(), \
              version = version + 1 \
              WHERE id = $1";
         bind_spec(sqlx::query(sql).bind(id), &spec)
