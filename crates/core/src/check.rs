@@ -16,6 +16,8 @@ use crate::location::{LocationStrategy, Quorum, DEFAULT_LOCATION, MAX_LOCATIONS}
 use crate::policy::TargetPolicy;
 
 pub const MAX_NAME_LEN: usize = 200;
+/// Characters in a check's `description`.
+pub const MAX_DESCRIPTION_LEN: usize = 1000;
 pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_HEADERS: usize = 50;
 /// Largest request body a check may send.
@@ -95,6 +97,9 @@ impl RecordType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckSpec {
     pub name: String,
+    /// Free text for people: what the check watches, whom to call.
+    #[serde(default)]
+    pub description: String,
     pub url: String,
     pub method: String,
     pub headers: BTreeMap<String, String>,
@@ -205,6 +210,7 @@ impl CheckSpec {
             name: String::new(),
             url: String::new(),
             method: "GET".into(),
+            description: String::new(),
             headers: BTreeMap::new(),
             secret_headers: Vec::new(),
             body: None,
@@ -268,6 +274,8 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
 pub struct CheckInput {
     #[serde(default, deserialize_with = "present")]
     pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
@@ -344,6 +352,7 @@ pub struct CheckInput {
 /// Every field [`CheckInput`] accepts (the API names an unknown one).
 pub const INPUT_FIELDS: &[&str] = &[
     "name",
+    "description",
     "url",
     "method",
     "headers",
@@ -430,6 +439,10 @@ impl CheckInput {
         let mut spec = base;
         if let Some(name) = not_null("name", self.name)? {
             spec.name = name.trim().to_string();
+        }
+        if let Some(description) = self.description {
+            // null clears it, as "" does.
+            spec.description = description.unwrap_or_default().trim().to_string();
         }
         if let Some(url) = not_null("url", self.url)? {
             spec.url = url.trim().to_string();
@@ -808,6 +821,13 @@ impl CheckSpec {
             return Err(invalid("slo_alerts", "needs an slo"));
         }
         no_nul("name", &self.name)?;
+        no_nul("description", &self.description)?;
+        if self.description.chars().count() > MAX_DESCRIPTION_LEN {
+            return Err(invalid(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION_LEN} characters"),
+            ));
+        }
         no_nul("url", &self.url)?;
         no_nul("method", &self.method)?;
         for field in [

@@ -1470,3 +1470,51 @@ async fn headers_named_in_secret_headers_are_write_only_too() {
         assert_eq!(err["field"], "secret_headers", "{bad}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_check_has_a_description_of_up_to_a_thousand_characters() {
+    let app = TestApp::spawn().await;
+    let (status, created) = app
+        .post(
+            "/checks",
+            json!({"name": "x", "url": "http://a.example.test/",
+                   "description": "  Checkout API: call #shop-oncall  "}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["description"], "Checkout API: call #shop-oncall");
+    let id = created["id"].as_str().unwrap().to_string();
+    let (_, read) = app.get(&format!("/checks/{id}")).await;
+    assert_eq!(read["description"], "Checkout API: call #shop-oncall");
+    // Other edits keep it; 1,000 characters (not bytes) fit.
+    let (_, patched) = app
+        .patch(&format!("/checks/{id}"), json!({"interval_seconds": 120}))
+        .await;
+    assert_eq!(patched["description"], "Checkout API: call #shop-oncall");
+    let long = "é".repeat(1000);
+    let (status, patched) = app
+        .patch(&format!("/checks/{id}"), json!({ "description": long }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["description"], long);
+    for bad in [json!("x".repeat(1001)), json!("a\u{0}b"), json!(7)] {
+        let (status, err) = app
+            .patch(&format!("/checks/{id}"), json!({ "description": bad }))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+        assert_eq!(err["field"], "description", "{err}");
+    }
+    // null clears it.
+    let (_, cleared) = app
+        .patch(&format!("/checks/{id}"), json!({ "description": null }))
+        .await;
+    assert_eq!(cleared["description"], "");
+    // A check without one reads "".
+    let (_, plain) = app
+        .post(
+            "/checks",
+            json!({"name": "y", "url": "http://a.example.test/"}),
+        )
+        .await;
+    assert_eq!(plain["description"], "");
+}

@@ -58,6 +58,7 @@ pub struct AssertionRow {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Values {
     pub name: String,
+    pub description: String,
     pub check_type: String,
     pub url: String,
     pub method: String,
@@ -111,6 +112,7 @@ impl Values {
         };
         Values {
             name: s.name.clone(),
+            description: s.description.clone(),
             check_type: s.check_type.as_str().into(),
             url,
             method: s.method.clone(),
@@ -180,6 +182,7 @@ impl Values {
             .map_or(0, |i| i + 1);
         Values {
             name: t("name"),
+            description: t("description"),
             check_type: t("type"),
             url: t("url"),
             method: t("method"),
@@ -278,6 +281,7 @@ impl Values {
             };
             o.insert(field.into(), v);
         };
+        o.insert("description".into(), json!(self.description));
         text(&mut o, "body_contains", &self.body_contains);
         text(&mut o, "body", &self.body);
         text(&mut o, "webhook_url", &self.webhook_url);
@@ -491,6 +495,7 @@ impl FormPage {
     pub fn other_errors(&self) -> Vec<(String, String)> {
         let shown = [
             "name",
+            "description",
             "type",
             "url",
             "method",
@@ -855,6 +860,7 @@ mod tests {
     fn a_spec_fills_the_form_and_reads_back_unchanged() {
         let mut spec = CheckSpec::defaults();
         spec.name = "Round trip".into();
+        spec.description = "Line one.\nLine <two>.".into();
         spec.url = "https://rt.example/".into();
         spec.headers.insert("X-A".into(), "1".into());
         spec.headers
@@ -887,6 +893,7 @@ mod tests {
         // Read the rendered inputs back as a browser would post them.
         for (k, val) in [
             ("name", &v.name),
+            ("description", &v.description),
             ("url", &v.url),
             ("headers", &v.headers),
             ("secret_headers", &v.secret_headers),
@@ -925,6 +932,10 @@ mod tests {
         assert!(v.headers.contains("Authorization: ***"), "{}", v.headers);
         assert!(v.headers.contains("X-Key: ***"), "{}", v.headers);
         assert!(html.contains("value=\"x-key\""), "{html}");
+        assert!(
+            html.contains(">Line one.\nLine &#60;two&#62;.</textarea>"),
+            "{html}"
+        );
         assert!(html.contains("value=\"x-version\""), "{html}");
         assert!(html.contains("<option selected>header</option>"), "{html}");
         assert!(

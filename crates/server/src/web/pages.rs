@@ -531,6 +531,7 @@ pub struct CheckPage {
     pub chrome: Chrome,
     pub id: Uuid,
     pub name: String,
+    pub check_description: String,
     pub enabled: bool,
     pub public: bool,
     pub mark: Mark,
@@ -619,6 +620,7 @@ impl CheckPage {
             chrome,
             id: check.id,
             name: s.name.clone(),
+            check_description: s.description.clone(),
             enabled: s.enabled,
             public: s.public,
             mark: Mark::of_check(s.enabled, check.last_status),
@@ -1041,6 +1043,7 @@ mod tests {
     #[test]
     fn a_check_page_shows_failed_assertions_the_excerpt_the_certificate_alerts_and_locations() {
         let mut c = check("Orders", true, Some(RunStatus::Fail));
+        c.spec.description = "Checkout's <orders> API; page #shop".into();
         c.spec.assertions = vec![serde_json::from_value(
             json!({"source": "json_body", "property": "$.status", "comparison": "equals", "target": "ok"}),
         )
@@ -1131,6 +1134,12 @@ mod tests {
         assert!(html.contains("<strong>Failed assertion:</strong> json_body $.status equals &#34;ok&#34;; got <code>degraded</code>"), "{html}");
         assert!(
             html.contains("<summary>Response excerpt</summary><pre>HTTP 200 OK"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<p class=\"description\">Checkout&#39;s &#60;orders&#62; API; page #shop</p>"
+            ),
             "{html}"
         );
         assert!(html.contains("9 days left"), "{html}");

@@ -24,6 +24,7 @@ pub struct CheckStore {
 #[derive(FromRow)]
 struct SpecRow {
     name: String,
+    description: String,
     url: String,
     method: String,
     headers: Json<BTreeMap<String, String>>,
@@ -67,7 +68,7 @@ macro_rules! spec_columns {
          timeout_ms, alert_threshold, retries, webhook_url, webhook_secret, enabled, assertions, \
          degraded_ms, max_response_ms, alert_on_degraded, tls_verify, tls_expiry_days, check_type, \
          host, port, tls, send, expect, record_type, resolver, locations, location_strategy, \
-         alert_locations, public, slo, slo_alerts, secret_headers"
+         alert_locations, public, slo, slo_alerts, secret_headers, description"
     };
 }
 
@@ -75,6 +76,7 @@ impl From<SpecRow> for CheckSpec {
     fn from(r: SpecRow) -> CheckSpec {
         CheckSpec {
             name: r.name,
+            description: r.description,
             url: r.url,
             method: r.method,
             headers: r.headers.0,
@@ -433,7 +435,7 @@ async fn sync_schedules(tx: &mut sqlx::PgConnection, id: Uuid, rephase: bool) ->
     Ok(())
 }
 
-/// Binds a spec's fields as parameters `$2` to `$36`, in column order.
+/// Binds a spec's fields as parameters `$2` to `$37`, in column order.
 fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
     query
         .bind(&spec.name)
@@ -475,6 +477,7 @@ fn bind_spec<'q>(query: CheckQuery<'q>, spec: &'q CheckSpec) -> CheckQuery<'q> {
         .bind(spec.slo.map(Json))
         .bind(spec.slo_alerts)
         .bind(&spec.secret_headers)
+        .bind(&spec.description)
 }
 
 fn check_type(s: &str) -> pulse_core::check::CheckType {
@@ -502,10 +505,10 @@ impl CheckStore {
              webhook_secret, retries, assertions, degraded_ms, max_response_ms, alert_on_degraded, \
              tls_verify, tls_expiry_days, check_type, host, port, tls, send, expect, record_type, \
              resolver, locations, location_strategy, alert_locations, public, slo, slo_alerts, \
-             secret_headers, next_run_at) \
+             secret_headers, description, next_run_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
                  $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, \
-                 $34, $35, $36, now())";
+                 $34, $35, $36, $37, now())";
         let id = Uuid::new_v4();
         let mut tx = self.pool.begin().await?;
         bind_spec(sqlx::query(sql).bind(id), spec)
@@ -619,7 +622,7 @@ impl CheckStore {
              check_type = $22, host = $23, port = $24, tls = $25, send = $26, expect = $27, \
              record_type = $28, resolver = $29, locations = $30, location_strategy = $31, \
              alert_locations = $32, public = $33, slo = $34, slo_alerts = $35, \
-             secret_headers = $36, updated_at = now(), \
+             secret_headers = $36, description = $37, updated_at = now(), \
              version = version + 1 \
              WHERE id = $1";
         bind_spec(sqlx::query(sql).bind(id), &spec)
