@@ -91,16 +91,23 @@ async fn time(
         );
         bytes = body.len();
     }
-    ms.sort_by(f64::total_cmp);
-    Ok(Timing {
-        name: name.to_string(),
-        target_ms,
-        p50: quantile(&ms, 0.5),
-        p95: quantile(&ms, 0.95),
-        p99: quantile(&ms, 0.99),
-        max: ms[ms.len() - 1],
-        bytes,
-    })
+    Ok(Timing::of(name, target_ms, ms, bytes))
+}
+
+impl Timing {
+    /// The quantiles of `ms` (not empty), one per request.
+    fn of(name: &str, target_ms: Option<f64>, mut ms: Vec<f64>, bytes: usize) -> Timing {
+        ms.sort_by(f64::total_cmp);
+        Timing {
+            name: name.to_string(),
+            target_ms,
+            p50: quantile(&ms, 0.5),
+            p95: quantile(&ms, 0.95),
+            p99: quantile(&ms, 0.99),
+            max: ms[ms.len() - 1],
+            bytes,
+        }
+    }
 }
 
 #[derive(clickhouse::Row, serde::Deserialize)]
@@ -360,16 +367,7 @@ async fn status_page(base: &str, n: usize) -> anyhow::Result<StatusTiming> {
             .await?;
         ms.push(start.elapsed().as_secs_f64() * 1000.0);
     }
-    ms.sort_by(f64::total_cmp);
-    let cached = Timing {
-        name: "/status".into(),
-        target_ms: Some(500.0),
-        p50: quantile(&ms, 0.5),
-        p95: quantile(&ms, 0.95),
-        p99: quantile(&ms, 0.99),
-        max: ms[ms.len() - 1],
-        bytes,
-    };
+    let cached = Timing::of("/status", Some(500.0), ms, bytes);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut loops = tokio::task::JoinSet::new();
     for v in 0..20u8 {

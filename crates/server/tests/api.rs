@@ -1333,6 +1333,20 @@ async fn checks_aimed_at_pulse_own_services_are_refused_at_create() {
     assert_eq!(app.get("/checks").await.1, json!([]), "nothing was stored");
 }
 
+/// A check's request headers as stored, unmasked.
+async fn stored_headers(
+    pool: &sqlx::PgPool,
+    id: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let (h,): (sqlx::types::Json<std::collections::BTreeMap<String, String>>,) =
+        sqlx::query_as("SELECT headers FROM checks WHERE id = $1::uuid")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    h.0
+}
+
 #[tokio::test]
 async fn credential_headers_are_write_only_and_a_masked_patch_keeps_them() {
     let app = TestApp::spawn().await;
@@ -1354,15 +1368,6 @@ async fn credential_headers_are_write_only_and_a_masked_patch_keeps_them() {
     let (_, list) = app.get("/checks").await;
     assert!(!list.to_string().contains("s3cret"), "{list}");
 
-    let stored = |pool: sqlx::PgPool, id: String| async move {
-        let (h,): (sqlx::types::Json<std::collections::BTreeMap<String, String>>,) =
-            sqlx::query_as("SELECT headers FROM checks WHERE id = $1::uuid")
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        h.0
-    };
     let pool = pulse_store::pg::pool(&app.database_url, 2).unwrap();
     // Sending back what a read showed keeps the stored values.
     let (status, patched) = app
@@ -1372,7 +1377,7 @@ async fn credential_headers_are_write_only_and_a_masked_patch_keeps_them() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
-    let h = stored(pool.clone(), id.clone()).await;
+    let h = stored_headers(&pool, &id).await;
     assert_eq!(h["Authorization"], "Bearer s3cret");
     assert_eq!(h["cookie"], "sid=abc");
     // The mask keeps the value stored under the same name in any case.
@@ -1383,7 +1388,7 @@ async fn credential_headers_are_write_only_and_a_masked_patch_keeps_them() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{err}");
-    assert_eq!(stored(pool.clone(), id.clone()).await["COOKIE"], "sid=abc");
+    assert_eq!(stored_headers(&pool, &id).await["COOKIE"], "sid=abc");
     // A new value replaces it; a mask with nothing stored is refused.
     let (status, _) = app
         .patch(
@@ -1392,7 +1397,7 @@ async fn credential_headers_are_write_only_and_a_masked_patch_keeps_them() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let h = stored(pool.clone(), id.clone()).await;
+    let h = stored_headers(&pool, &id).await;
     assert_eq!(h["Authorization"], "Bearer new");
     assert!(!h.contains_key("COOKIE"), "headers are replaced as a whole");
     let (status, err) = app
@@ -1427,15 +1432,6 @@ async fn headers_named_in_secret_headers_are_write_only_too() {
     let (_, list) = app.get("/checks").await;
     assert!(!list.to_string().contains("k-s3cret"), "{list}");
     let pool = pulse_store::pg::pool(&app.database_url, 2).unwrap();
-    let stored = || async {
-        let (h,): (sqlx::types::Json<std::collections::BTreeMap<String, String>>,) =
-            sqlx::query_as("SELECT headers FROM checks WHERE id = $1::uuid")
-                .bind(&id)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        h.0
-    };
     // What a read showed, sent back, keeps the value.
     let (status, patched) = app
         .patch(
@@ -1444,8 +1440,8 @@ async fn headers_named_in_secret_headers_are_write_only_too() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
-    assert_eq!(stored().await["X-Api-Key"], "k-s3cret");
-    assert_eq!(stored().await["X-Trace"], "changed");
+    assert_eq!(stored_headers(&pool, &id).await["X-Api-Key"], "k-s3cret");
+    assert_eq!(stored_headers(&pool, &id).await["X-Trace"], "changed");
     // A header made secret in the same request may be sent masked; one
     // never secret is taken as the text "***".
     let (status, _) = app
@@ -1456,7 +1452,7 @@ async fn headers_named_in_secret_headers_are_write_only_too() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let h = stored().await;
+    let h = stored_headers(&pool, &id).await;
     assert_eq!(
         (h["X-Api-Key"].as_str(), h["X-Trace"].as_str()),
         ("k-s3cret", "changed")

@@ -38,6 +38,18 @@ async fn set_next_run(store: &CheckStore, id: Uuid, at: DateTime<Utc>) {
         .unwrap();
 }
 
+/// Expires every lease of `id` now.
+async fn expire_lease(store: &CheckStore, id: Uuid) {
+    sqlx::query(
+        "UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' \
+         WHERE check_id = $1",
+    )
+    .bind(id)
+    .execute(store.pool())
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_new_check_is_due_at_once() {
     let store = store().await;
@@ -96,11 +108,7 @@ async fn a_leased_check_is_not_claimed_again_until_the_lease_expires() {
     // The next slot is a period away again, so the slot is re-run.
     set_next_run(&store, id, Utc::now() + Duration::seconds(60)).await;
     // Expire the lease: the same slot comes back under a new token.
-    sqlx::query("UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' WHERE check_id = $1")
-        .bind(id)
-        .execute(store.pool())
-        .await
-        .unwrap();
+    expire_lease(&store, id).await;
     let again = store.reclaim_expired(100, 0, &here()).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].slot_ms, first[0].slot_ms);
@@ -323,11 +331,7 @@ async fn after_a_lost_worker_the_slot_reruns_once_and_later_ones_are_recorded_mi
     set_next_run(&store, id, due).await;
     store.claim_due(10, 0, &here()).await.unwrap();
     // Its worker dies: the lease expires and the slot is re-queued.
-    sqlx::query("UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' WHERE check_id = $1")
-        .bind(id)
-        .execute(store.pool())
-        .await
-        .unwrap();
+    expire_lease(&store, id).await;
     let again = store.reclaim_expired(10, 0, &here()).await.unwrap();
     assert_eq!(again[0].slot_ms, due.timestamp_millis());
     // Nothing else of the check is claimed while it is catching up.
@@ -364,18 +368,6 @@ async fn after_a_lost_worker_the_slot_reruns_once_and_later_ones_are_recorded_mi
         "no burst"
     );
     assert_eq!(store.skip_missed_slots(100).await.unwrap(), 0, "once");
-}
-
-/// Expires every lease of `id` now.
-async fn expire_lease(store: &CheckStore, id: Uuid) {
-    sqlx::query(
-        "UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' \
-         WHERE check_id = $1",
-    )
-    .bind(id)
-    .execute(store.pool())
-    .await
-    .unwrap();
 }
 
 #[tokio::test]
@@ -562,14 +554,7 @@ async fn a_batch_holding_the_old_and_the_new_lease_of_a_slot_records_it_once() {
     let store = store().await;
     let id = check(&store, 10).await;
     let first = store.claim_due(100, 0, &here()).await.unwrap();
-    sqlx::query(
-        "UPDATE check_schedules SET lease_expires_at = now() - interval '1 second' \
-         WHERE check_id = $1",
-    )
-    .bind(id)
-    .execute(store.pool())
-    .await
-    .unwrap();
+    expire_lease(&store, id).await;
     let again = store.reclaim_expired(100, 0, &here()).await.unwrap();
     let mut late = finish(&first[0]);
     late.alert = Some(pulse_store::pg::checks::NewAlert {

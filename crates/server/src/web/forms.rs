@@ -54,6 +54,15 @@ pub struct AssertionRow {
     pub target: String,
 }
 
+/// The names in a list typed as text: separated by commas, spaces or
+/// lines.
+fn names(text: &str) -> Vec<&str> {
+    text.split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
 /// The form's fields as text, as shown in the inputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Values {
@@ -314,19 +323,8 @@ impl Values {
             }
         }
         o.insert("headers".into(), json!(headers));
-        let secret: Vec<&str> = self
-            .secret_headers
-            .split([',', ' ', '\n'])
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .collect();
-        o.insert("secret_headers".into(), json!(secret));
-        let locations: Vec<&str> = self
-            .locations
-            .split([',', ' ', '\n'])
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
+        o.insert("secret_headers".into(), json!(names(&self.secret_headers)));
+        let locations = names(&self.locations);
         if !locations.is_empty() {
             o.insert("locations".into(), json!(locations));
         }

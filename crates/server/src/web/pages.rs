@@ -4,7 +4,6 @@
 //! and the view's template renders it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -819,7 +818,8 @@ pub const STATUS_PER_IP_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(
 /// The status page as rendered at a time.
 pub struct RenderedStatus {
     at: std::time::Instant,
-    html: Arc<str>,
+    /// The page, shared without copying by every response for it.
+    html: axum::body::Bytes,
 }
 
 /// `/status`, public: rendered at most once per [`STATUS_CACHE`] for all
@@ -839,7 +839,7 @@ pub async fn status(
         match cached.as_ref() {
             Some(c) if c.at.elapsed() < STATUS_CACHE => c.html.clone(),
             _ => {
-                let html: Arc<str> = render_status(&state).await?.into();
+                let html = axum::body::Bytes::from(render_status(&state).await?);
                 *cached = Some(RenderedStatus {
                     at: std::time::Instant::now(),
                     html: html.clone(),
@@ -849,7 +849,7 @@ pub async fn status(
         }
     };
     let max_age = format!("public, max-age={}", STATUS_CACHE.as_secs());
-    let mut resp = Html(html.to_string()).into_response();
+    let mut resp = Html(html).into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&max_age) {
         resp.headers_mut()
             .insert(axum::http::header::CACHE_CONTROL, v);

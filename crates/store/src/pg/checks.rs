@@ -749,15 +749,16 @@ impl CheckStore {
         lease_margin_ms: i64,
         live: &[String],
     ) -> Result<Vec<Job>> {
-        let expired = "SELECT check_id, location, lease_slot FROM check_schedules s \
-            WHERE lease_token IS NOT NULL AND lease_expires_at <= now() AND active \
-              AND location = ANY($4) AND {close} \
-            ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED";
         // One transaction, so both statements see one `now()` and every
         // expired lease is either missed or re-queued.
         let mut tx = self.pool.begin().await?;
         sqlx::query(&missed_sql(
-            &expired.replace("{close}", NEXT_SLOT_CLOSE),
+            &format!(
+                "SELECT check_id, location, lease_slot FROM check_schedules s \
+                 WHERE lease_token IS NOT NULL AND lease_expires_at <= now() AND active \
+                   AND location = ANY($4) AND {NEXT_SLOT_CLOSE} \
+                 ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+            ),
             CATCH_UP,
         ))
         .bind(limit)
